@@ -1,0 +1,1 @@
+"""Pytest fixtures that run the PDF.co sandbox in-process."""
