@@ -1,0 +1,131 @@
+"""Small input documents built on the fly for tests.
+
+Each factory writes one file under the given directory and returns its path.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image
+from pypdf import PdfWriter
+from pypdf.generic import NameObject, NumberObject
+
+_DOCX_CONTENT_TYPES = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">
+<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>
+<Default Extension="xml" ContentType="application/xml"/>
+<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>
+</Types>"""
+
+_DOCX_RELS = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">
+<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/>
+</Relationships>"""
+
+_PAGE_BREAK = '<w:p><w:r><w:br w:type="page"/></w:r></w:p>'
+
+
+def make_pdf(
+    directory: Path, name: str, pages: int, *, size: tuple[float, float] = (200, 300)
+) -> Path:
+    """Write a PDF with `pages` blank pages."""
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=size[0], height=size[1])
+    path = directory / name
+    with path.open("wb") as file:
+        writer.write(file)
+    return path
+
+
+def make_encrypted_pdf(
+    directory: Path, name: str, pages: int, *, user_password: str, owner_password: str
+) -> Path:
+    """Write an encrypted PDF; an empty `user_password` makes it owner-only."""
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=200, height=300)
+    writer.encrypt(user_password=user_password, owner_password=owner_password)
+    path = directory / name
+    with path.open("wb") as file:
+        writer.write(file)
+    return path
+
+
+def make_pdf_with_wrong_count(
+    directory: Path, name: str, pages: int, stored_count: int
+) -> Path:
+    """Write a PDF whose page tree holds `pages` pages but claims `stored_count`."""
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=200, height=300)
+    pages_node = writer.root_object["/Pages"].get_object()  # type: ignore[attr-defined]
+    pages_node[NameObject("/Count")] = NumberObject(stored_count)
+    path = directory / name
+    with path.open("wb") as file:
+        writer.write(file)
+    return path
+
+
+def make_image(
+    directory: Path, name: str, *, frames: int = 1, size: tuple[int, int] = (64, 48)
+) -> Path:
+    """Write an image; GIF and TIFF files get `frames` frames."""
+    path = directory / name
+    colors = ["red", "green", "blue", "yellow", "white", "black"]
+    images = [
+        Image.new("RGB", size, colors[index % len(colors)]) for index in range(frames)
+    ]
+    if frames > 1:
+        images[0].save(path, save_all=True, append_images=images[1:])
+    else:
+        images[0].save(path)
+    return path
+
+
+def make_docx(
+    directory: Path, name: str, paragraphs: Sequence[str], *, pages: int = 1
+) -> Path:
+    """Write a minimal DOCX; `pages` > 1 inserts hard page breaks between pages."""
+    body_parts: list[str] = []
+    for page in range(pages):
+        if page:
+            body_parts.append(_PAGE_BREAK)
+        for text in paragraphs:
+            body_parts.append(f"<w:p><w:r><w:t>{_escape(text)}</w:t></w:r></w:p>")
+    document = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        f"<w:body>{''.join(body_parts)}</w:body></w:document>"
+    )
+    path = directory / name
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", _DOCX_CONTENT_TYPES)
+        archive.writestr("_rels/.rels", _DOCX_RELS)
+        archive.writestr("word/document.xml", document)
+    return path
+
+
+def make_text(
+    directory: Path, name: str, text: str = "Hello from pdfco-tasks.\n"
+) -> Path:
+    """Write a UTF-8 text file."""
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def make_zip(directory: Path, name: str, members: dict[str, Path]) -> Path:
+    """Write a ZIP whose members are the given files under the given names."""
+    path = directory / name
+    with zipfile.ZipFile(path, "w") as archive:
+        for member_name, source in members.items():
+            archive.write(source, member_name)
+    return path
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
