@@ -13,6 +13,7 @@ Every error that the library raises derives from `PdfcoError`:
     │   ├── ServerTimeoutError    408, 445                    (transient)
     │   └── ServerError           5xx                         (transient)
     ├── TransportError            connection failure or read timeout (transient)
+    │   └── SubmissionUnconfirmedError  merge sent, no answer: a job may exist
     ├── JobFailedError            job ended failed, aborted or unknown
     ├── JobTimeoutError           job still working at the polling deadline
     ├── ResultExpiredError        the result link expired before download
@@ -44,6 +45,7 @@ __all__ = [
     "ResultExpiredError",
     "ServerError",
     "ServerTimeoutError",
+    "SubmissionUnconfirmedError",
     "TransportError",
     "ValidationError",
 ]
@@ -151,6 +153,17 @@ class TransportError(PdfcoError):
     """Raised when a connection fails or a response does not arrive in time."""
 
     transient = True
+
+
+class SubmissionUnconfirmedError(TransportError):
+    """Raised when a merge request was sent but its answer never arrived.
+
+    PDF.co may have created the job. Sending the request again could start a
+    second, separately charged job, so this error is not transient: the caller
+    decides whether to submit again.
+    """
+
+    transient = False
 
 
 class JobFailedError(PdfcoError):
