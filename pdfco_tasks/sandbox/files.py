@@ -1,0 +1,184 @@
+"""The presigned file URLs: PUT uploads and GET downloads, S3 style."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import anyio
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from pdfco_tasks.sandbox.core import SandboxCore
+from pdfco_tasks.sandbox.faults import DOWNLOAD_FAULTS
+from pdfco_tasks.sandbox.sources import MAX_TOTAL_INPUT_BYTES
+from pdfco_tasks.sandbox.storage import StoredObject
+from pdfco_tasks.sandbox.transport import reset_connection
+
+logger = logging.getLogger("pdfco_tasks.sandbox")
+
+UPLOAD_LIFETIME_SECONDS = 3600
+READ_CHUNK_BYTES = 256 * 1024
+STATUS_KEY = "pdfco.status"
+TRANSPORT_KEY = "pdfco.transport"
+
+
+def s3_error(status: int, code: str, message: str) -> Response:
+    """Return an S3-style XML error response."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+        "</Error>"
+    )
+    return Response(body, status_code=status, media_type="application/xml")
+
+
+def no_such_key() -> Response:
+    """Return the S3 404 for a file that does not exist (yet)."""
+    return s3_error(404, "NoSuchKey", "The specified key does not exist.")
+
+
+class FileHandlers:
+    """PUT and GET on `/<object id>/<name>?X-Amz-...`.
+
+    Args:
+        core: The sandbox state.
+    """
+
+    def __init__(self, core: SandboxCore) -> None:
+        self.core = core
+
+    async def put(self, request: Request) -> Response:
+        """Store the request body, written to disk chunk by chunk."""
+        stored, error = self._authorize(request, "PUT")
+        if error is not None:
+            return error
+        assert stored is not None
+        if stored.kind != "upload":
+            return s3_error(403, "AccessDenied", "Access Denied")
+        part = self.core.storage.temp_path(stored)
+        try:
+            size = await _write_stream(request, part)
+        except ClientDisconnect:
+            part.unlink(missing_ok=True)
+            return s3_error(400, "IncompleteBody", "The request body was cut short.")
+        if size > MAX_TOTAL_INPUT_BYTES:
+            part.unlink(missing_ok=True)
+            return s3_error(
+                400,
+                "EntityTooLarge",
+                "Your proposed upload exceeds the maximum allowed size (2 GB).",
+            )
+        expires_at = self.core.clock.now() + UPLOAD_LIFETIME_SECONDS
+        self.core.storage.commit(stored, part, expires_at)
+        self.core.counters.add("puts")
+        return Response(status_code=200)
+
+    async def get(self, request: Request) -> Response | FileStream:
+        """Stream a stored file with its Content-Length."""
+        stored, error = self._authorize(request, "GET")
+        if error is not None:
+            return error
+        assert stored is not None
+        if not stored.ready:
+            return no_such_key()
+        fault = self.core.faults.draw(DOWNLOAD_FAULTS)
+        if fault is not None:
+            self.core.counters.add_fault(fault)
+        self.core.counters.add("downloads")
+        return FileStream(stored, fault, self.core.config.slow_seconds)
+
+    def _authorize(
+        self, request: Request, method: str
+    ) -> tuple[StoredObject | None, Response | None]:
+        object_id = request.path_params["object_id"]
+        name = request.path_params["name"]
+        now = self.core.clock.now()
+        check = self.core.signer.check(
+            method,
+            request.scope["path"],
+            dict(request.query_params),
+            now,
+            request.headers.get("content-type"),
+        )
+        if not check.valid:
+            return None, s3_error(403, check.code, check.message)
+        stored = self.core.storage.get(object_id)
+        if stored is None or stored.name != name:
+            return None, no_such_key()
+        if stored.expires_at < now:
+            self.core.storage.delete(object_id)
+            return None, s3_error(403, "AccessDenied", "Request has expired")
+        return stored, None
+
+
+async def _write_stream(request: Request, part: Path) -> int:
+    size = 0
+    with part.open("wb") as file:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_TOTAL_INPUT_BYTES:
+                break
+            file.write(chunk)
+    return size
+
+
+class FileStream:
+    """ASGI response that streams a file, or misbehaves as a fault asks.
+
+    Args:
+        stored: The file.
+        fault: `reset`, `slow`, `truncate` or None.
+        slow_seconds: Delay of the `slow` fault.
+    """
+
+    def __init__(self, stored: StoredObject, fault: str | None, slow_seconds: float):
+        self.path = stored.path
+        self.size = stored.size
+        self.fault = fault
+        self.slow_seconds = slow_seconds
+        guessed = mimetypes.guess_type(stored.name)[0]
+        self.media_type = guessed or "application/octet-stream"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        transport = scope.get(TRANSPORT_KEY)
+        if self.fault == "reset":
+            scope[STATUS_KEY] = "reset"
+            await reset_connection(transport)
+            return
+        if self.fault == "slow":
+            await asyncio.sleep(self.slow_seconds)
+        headers = [
+            (b"content-length", str(self.size).encode()),
+            (b"content-type", self.media_type.encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if scope["method"] == "HEAD":
+            await send({"type": "http.response.body", "body": b""})
+            return
+        limit = self.size // 2 if self.fault == "truncate" else self.size
+        await self._send_body(send, transport, limit)
+        if self.fault == "truncate":
+            scope[STATUS_KEY] = "truncated"
+            await reset_connection(transport)
+            return
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _send_body(self, send: Send, transport: object, limit: int) -> None:
+        sent = 0
+        with self.path.open("rb") as file:
+            while sent < limit:
+                if transport is not None and transport.is_closing():  # type: ignore[attr-defined]
+                    return
+                size = min(READ_CHUNK_BYTES, limit - sent)
+                chunk = await anyio.to_thread.run_sync(file.read, size)
+                if not chunk:
+                    return
+                await send(
+                    {"type": "http.response.body", "body": chunk, "more_body": True}
+                )
+                sent += len(chunk)
