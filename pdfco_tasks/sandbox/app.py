@@ -38,10 +38,10 @@ from pdfco_tasks.sandbox.params import (
 )
 from pdfco_tasks.sandbox.pdfinfo import pdf_info
 from pdfco_tasks.sandbox.sources import (
-    MAX_TOTAL_INPUT_BYTES,
     Source,
     parse_source,
     parse_sources,
+    too_large,
 )
 from pdfco_tasks.sandbox.storage import new_object_id, sanitize_name
 
@@ -213,7 +213,10 @@ class ApiHandlers:
         now = self.core.clock.now()
         job_id = self.core.jobs.new_job_id(expiration)
         lifetime = expiration * 60
-        result = self.core.storage.reserve(job_id, name, "result", key, now + lifetime)
+        ready_at = now + (self.core.config.job_latency if is_async else 0.0)
+        result = self.core.storage.reserve(
+            job_id, name, "result", key, now + lifetime, available_at=ready_at
+        )
         return Job(
             job_id=job_id,
             owner=key,
@@ -222,16 +225,14 @@ class ApiHandlers:
             url=self.core.file_url(job_id, name, "GET", lifetime, now),
             price_per_page=price,
             is_async=is_async,
-            ready_at=now + self.core.config.job_latency,
+            ready_at=ready_at,
             fault=fault,
         )
 
     def _check_known_sizes(self, sources: list[Source]) -> None:
         total = sum(self.core.fetcher.own_size(source) for source in sources)
-        if total > MAX_TOTAL_INPUT_BYTES:
-            raise ApiError(
-                400, "The total size of the input files exceeds the 2 GB limit"
-            )
+        if total > self.core.fetcher.limit:
+            raise too_large(self.core.fetcher.limit)
 
     def _draw_job_fault(self) -> str | None:
         return self._draw_fault("job-failed", "job-aborted", "job-unknown")
@@ -394,7 +395,8 @@ class ApiHandlers:
         password: str,
         auth: tuple[str, str] | None,
     ) -> dict[str, Any]:
-        path = self.core.fetcher.fetch(source, work_dir, MAX_TOTAL_INPUT_BYTES, auth)
+        fetcher = self.core.fetcher
+        path = fetcher.fetch(source, work_dir, fetcher.limit, auth)
         return pdf_info(path, source.label, password)
 
     async def delete(

@@ -120,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before a LibreOffice conversion is killed (default: 120)",
     )
     parser.add_argument(
+        "--max-input-bytes",
+        type=int,
+        default=2 * 1024**3,
+        metavar="N",
+        help="bytes one upload, or all inputs of one merge, may take (default: 2 GB)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -167,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             clock_offset=args.clock_offset,
             soffice_timeout=args.soffice_timeout,
+            max_input_bytes=args.max_input_bytes,
             host=args.host,
             port=args.port,
         )

@@ -101,7 +101,7 @@ def detect_kind(path: Path, label: str) -> str:
     with path.open("rb") as file:
         head = file.read(HEAD_SIZE)
     extension = extension_of(label)
-    if b"%PDF" in head[:1024]:
+    if head.startswith(b"%PDF"):
         return "pdf"
     if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
         raise _unsupported(label, "HEIC images are not supported")
@@ -116,6 +116,9 @@ def detect_kind(path: Path, label: str) -> str:
         return "xls" if extension == "xls" else "doc"
     if head.startswith(b"{\\rtf"):
         return "rtf"
+    if b"%PDF" in head[:1024]:
+        # PDF readers accept junk before the header, so PDF.co likely does too.
+        return "pdf"
     return _kind_from_extension(head, extension, label)
 
 

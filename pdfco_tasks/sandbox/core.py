@@ -17,7 +17,7 @@ from pdfco_tasks.sandbox.jobs import JobManager
 from pdfco_tasks.sandbox.merge import Merger
 from pdfco_tasks.sandbox.ratelimit import RateLimiter
 from pdfco_tasks.sandbox.signing import UrlSigner
-from pdfco_tasks.sandbox.sources import SourceFetcher
+from pdfco_tasks.sandbox.sources import MAX_TOTAL_INPUT_BYTES, SourceFetcher
 from pdfco_tasks.sandbox.storage import Storage
 
 PURGE_INTERVAL_SECONDS = 1.0
@@ -41,6 +41,8 @@ class SandboxConfig:
         errors_as_200: Send error bodies with HTTP status 200.
         workers: Merge jobs (and LibreOffice conversions) that run at once.
         soffice_timeout: Seconds before a LibreOffice conversion is killed.
+        max_input_bytes: Bytes one upload, or all inputs of one request
+            together, may take (2 GB, as on PDF.co).
     """
 
     api_keys: tuple[str, ...] = ("test-key",)
@@ -56,12 +58,17 @@ class SandboxConfig:
     errors_as_200: bool = False
     workers: int = 4
     soffice_timeout: float = 120.0
+    max_input_bytes: int = MAX_TOTAL_INPUT_BYTES
 
     def __post_init__(self) -> None:
         if not self.api_keys or not all(self.api_keys):
             raise ValueError("api_keys must hold at least one non-empty key")
         if self.credits < 0:
             raise ValueError(f"credits must be >= 0, not {self.credits!r}")
+        if self.max_input_bytes < 1:
+            raise ValueError(
+                f"max_input_bytes must be >= 1, not {self.max_input_bytes!r}"
+            )
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, not {self.workers!r}")
         for name in ("job_latency", "sync_budget", "slow_seconds", "soffice_timeout"):
@@ -93,7 +100,9 @@ class SandboxCore:
         self.office = OfficeConverter(
             data_dir / "soffice-profiles", config.workers, config.soffice_timeout
         )
-        self.fetcher = SourceFetcher(self.storage, self.signer, self.clock.now)
+        self.fetcher = SourceFetcher(
+            self.storage, self.signer, self.clock.now, config.max_input_bytes
+        )
         self.jobs = JobManager(
             self.storage,
             Merger(self.fetcher, self.office),

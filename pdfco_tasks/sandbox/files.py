@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from pdfco_tasks.sandbox.core import SandboxCore
 from pdfco_tasks.sandbox.faults import DOWNLOAD_FAULTS
-from pdfco_tasks.sandbox.sources import MAX_TOTAL_INPUT_BYTES
+from pdfco_tasks.sandbox.sources import describe_bytes
 from pdfco_tasks.sandbox.storage import StoredObject
 from pdfco_tasks.sandbox.transport import reset_connection
 
@@ -61,17 +61,19 @@ class FileHandlers:
         if stored.kind != "upload":
             return s3_error(403, "AccessDenied", "Access Denied")
         part = self.core.storage.temp_path(stored)
+        limit = self.core.fetcher.limit
         try:
-            size = await _write_stream(request, part)
+            size = await _write_stream(request, part, limit)
         except ClientDisconnect:
             part.unlink(missing_ok=True)
             return s3_error(400, "IncompleteBody", "The request body was cut short.")
-        if size > MAX_TOTAL_INPUT_BYTES:
+        if size > limit:
             part.unlink(missing_ok=True)
             return s3_error(
                 400,
                 "EntityTooLarge",
-                "Your proposed upload exceeds the maximum allowed size (2 GB).",
+                "Your proposed upload exceeds the maximum allowed size "
+                f"({describe_bytes(limit)}).",
             )
         expires_at = self.core.clock.now() + UPLOAD_LIFETIME_SECONDS
         self.core.storage.commit(stored, part, expires_at)
@@ -84,7 +86,7 @@ class FileHandlers:
         if error is not None:
             return error
         assert stored is not None
-        if not stored.ready:
+        if not stored.readable(self.core.clock.now()):
             return no_such_key()
         fault = self.core.faults.draw(DOWNLOAD_FAULTS)
         if fault is not None:
@@ -116,12 +118,12 @@ class FileHandlers:
         return stored, None
 
 
-async def _write_stream(request: Request, part: Path) -> int:
+async def _write_stream(request: Request, part: Path, limit: int) -> int:
     size = 0
     with part.open("wb") as file:
         async for chunk in request.stream():
             size += len(chunk)
-            if size > MAX_TOTAL_INPUT_BYTES:
+            if size > limit:
                 break
             file.write(chunk)
     return size

@@ -19,11 +19,7 @@ from pdfco_tasks.sandbox.convert import (
     open_pdf,
 )
 from pdfco_tasks.sandbox.errors import InputError
-from pdfco_tasks.sandbox.sources import (
-    MAX_TOTAL_INPUT_BYTES,
-    Source,
-    SourceFetcher,
-)
+from pdfco_tasks.sandbox.sources import Source, SourceFetcher, describe_bytes
 
 COPY_CHUNK_BYTES = 1024 * 1024
 
@@ -67,9 +63,9 @@ class Merger:
 
         Raises:
             InputError: When an input cannot be fetched, read or converted.
-            ApiError: When the inputs exceed the 2 GB limit.
+            ApiError: When the inputs exceed the size limit of the fetcher.
         """
-        budget = MAX_TOTAL_INPUT_BYTES
+        budget = self.fetcher.limit
         groups: list[tuple[str, list[Piece]]] = []
         for index, source in enumerate(spec.sources):
             input_dir = work_dir / f"input-{index}"
@@ -116,7 +112,7 @@ class Merger:
     def _expand_zip(self, path: Path, label: str, work_dir: Path) -> list[Piece]:
         try:
             with zipfile.ZipFile(path) as archive:
-                members = _zip_members(archive, label)
+                members = _zip_members(archive, label, self.fetcher.limit)
                 pieces: list[Piece] = []
                 for index, member in enumerate(members):
                     member_label = f"{label}/{member.filename}"
@@ -132,7 +128,9 @@ class Merger:
         return pieces
 
 
-def _zip_members(archive: zipfile.ZipFile, label: str) -> list[zipfile.ZipInfo]:
+def _zip_members(
+    archive: zipfile.ZipFile, label: str, limit: int
+) -> list[zipfile.ZipInfo]:
     members = []
     total = 0
     for info in sorted(archive.infolist(), key=lambda item: item.filename):
@@ -150,8 +148,10 @@ def _zip_members(archive: zipfile.ZipFile, label: str) -> list[zipfile.ZipInfo]:
         members.append(info)
     if not members:
         raise InputError(442, f"Input {label} is a ZIP archive without files")
-    if total > MAX_TOTAL_INPUT_BYTES:
-        raise InputError(400, f"Input {label} unpacks to more than the 2 GB limit")
+    if total > limit:
+        raise InputError(
+            400, f"Input {label} unpacks to more than the {describe_bytes(limit)} limit"
+        )
     return members
 
 

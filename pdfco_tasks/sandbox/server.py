@@ -61,6 +61,8 @@ class Sandbox:
         workers: Merge jobs that run at once.
         clock_offset: Seconds the sandbox clock starts ahead of the wall clock.
         soffice_timeout: Seconds before a LibreOffice conversion is killed.
+        max_input_bytes: Bytes one upload, or all inputs of one merge
+            together, may take.
         host: Address to bind.
         port: Port to bind; 0 picks a free one.
 
@@ -86,6 +88,7 @@ class Sandbox:
         workers: int = 4,
         clock_offset: float = 0.0,
         soffice_timeout: float = 120.0,
+        max_input_bytes: int = 2 * 1024**3,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -103,6 +106,7 @@ class Sandbox:
             errors_as_200=errors_as_200,
             workers=workers,
             soffice_timeout=soffice_timeout,
+            max_input_bytes=max_input_bytes,
         )
         self._owns_data_dir = data_dir is None
         root = (

@@ -116,14 +116,20 @@ class SourceFetcher:
         storage: The sandbox storage, for its own file URLs.
         signer: Checks the signatures of its own file URLs.
         now: Returns the sandbox-clock time.
+        limit: Bytes all inputs of one request may take together.
     """
 
     def __init__(
-        self, storage: Storage, signer: UrlSigner, now: Callable[[], float]
+        self,
+        storage: Storage,
+        signer: UrlSigner,
+        now: Callable[[], float],
+        limit: int = MAX_TOTAL_INPUT_BYTES,
     ) -> None:
         self.storage = storage
         self.signer = signer
         self.now = now
+        self.limit = limit
 
     def own_size(self, source: Source) -> int:
         """Return the size of an own, ready file, or 0 when not known yet."""
@@ -144,7 +150,7 @@ class SourceFetcher:
         Args:
             source: The input.
             work_dir: Directory for downloaded copies.
-            budget: Bytes the input may still take under the 2 GB total.
+            budget: Bytes the input may still take under the total limit.
             auth: HTTP basic credentials for loopback URLs.
 
         Raises:
@@ -156,7 +162,7 @@ class SourceFetcher:
         else:
             path, size = self._download(source, work_dir, budget, auth)
         if size > budget:
-            raise _too_large()
+            raise too_large(self.limit)
         return path
 
     def _own_file(self, source: Source) -> Path:
@@ -169,7 +175,7 @@ class SourceFetcher:
             )
         assert source.own_object_id is not None
         stored = self.storage.get(source.own_object_id)
-        if stored is None or not stored.ready or stored.expires_at < self.now():
+        if stored is None or not stored.readable(self.now()):
             raise InputError(
                 400,
                 f"Cannot read input {source.label}: the file "
@@ -204,7 +210,7 @@ class SourceFetcher:
                     for chunk in response.iter_content(DOWNLOAD_CHUNK_BYTES):
                         size += len(chunk)
                         if size > budget:
-                            raise _too_large()
+                            raise too_large(self.limit)
                         file.write(chunk)
         except requests.RequestException as exc:
             raise InputError(
@@ -213,5 +219,17 @@ class SourceFetcher:
         return target, size
 
 
-def _too_large() -> ApiError:
-    return ApiError(400, "The total size of the input files exceeds the 2 GB limit")
+def describe_bytes(size: int) -> str:
+    """Return a byte count as `2 GB`, `5 MB` or `1234 bytes`."""
+    for unit, factor in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
+
+
+def too_large(limit: int) -> ApiError:
+    """Return the 400 error for inputs over `limit` bytes in total."""
+    return ApiError(
+        400,
+        f"The total size of the input files exceeds the {describe_bytes(limit)} limit",
+    )

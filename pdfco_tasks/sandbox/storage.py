@@ -55,6 +55,8 @@ class StoredObject:
         ready: False until the PUT finished (uploads) or the job succeeded
             (results).
         size: Bytes on disk once ready.
+        available_at: Sandbox-clock time before which a ready result is still
+            hidden, because its job reports `working` until then.
     """
 
     object_id: str
@@ -65,6 +67,11 @@ class StoredObject:
     expires_at: float
     ready: bool = False
     size: int = 0
+    available_at: float = 0.0
+
+    def readable(self, now: float) -> bool:
+        """Return True if the file may be downloaded at sandbox time `now`."""
+        return self.ready and self.available_at <= now <= self.expires_at
 
 
 class Storage:
@@ -84,7 +91,13 @@ class Storage:
         self._lock = threading.Lock()
 
     def reserve(
-        self, object_id: str, name: str, kind: str, owner: str, expires_at: float
+        self,
+        object_id: str,
+        name: str,
+        kind: str,
+        owner: str,
+        expires_at: float,
+        available_at: float = 0.0,
     ) -> StoredObject:
         """Register an object whose content arrives later.
 
@@ -94,6 +107,7 @@ class Storage:
             kind: `upload` or `result`.
             owner: API key of the creator.
             expires_at: Sandbox-clock expiry.
+            available_at: Sandbox-clock time before which the file stays hidden.
 
         Returns:
             The new, not yet ready, object.
@@ -101,7 +115,13 @@ class Storage:
         directory = self.objects_dir / object_id
         directory.mkdir(parents=True, exist_ok=True)
         stored = StoredObject(
-            object_id, name, directory / name, kind, owner, expires_at
+            object_id,
+            name,
+            directory / name,
+            kind,
+            owner,
+            expires_at,
+            available_at=available_at,
         )
         with self._lock:
             self._objects[object_id] = stored
