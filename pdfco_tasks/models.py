@@ -70,6 +70,7 @@ class UploadedFile:
         sha256: Content digest of the uploaded bytes; empty for URLs.
         uploaded_at: Epoch seconds of the upload; 0 for URLs.
         expires_at: Epoch seconds after which PDF.co deletes the file.
+        credits: Credits charged for the upload; 0 when reused or passed through.
     """
 
     source: str
@@ -77,6 +78,7 @@ class UploadedFile:
     sha256: str = ""
     uploaded_at: float = 0.0
     expires_at: float = float("inf")
+    credits: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
@@ -124,6 +126,8 @@ class JobStatus:
         message: PDF.co's message, for failures.
         error_code: PDF.co's `errorCode`, for failures.
         job_duration_ms: Processing time that PDF.co reports.
+        polling_credits: Credits charged by all checks of the wait that
+            produced this status, this one included.
     """
 
     job_id: str
@@ -135,6 +139,7 @@ class JobStatus:
     message: str | None = None
     error_code: int | None = None
     job_duration_ms: int | None = None
+    polling_credits: int = 0
 
     @property
     def terminal(self) -> bool:

@@ -5,10 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from pdfco_tasks.exceptions import ConfigurationError
 
-__all__ = ["DEFAULT_BASE_URL", "PdfcoSettings", "PollingPolicy", "RetryPolicy"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "PdfcoSettings",
+    "PollingPolicy",
+    "RetryPolicy",
+    "default_state_dir",
+]
 
 DEFAULT_BASE_URL = "https://api.pdf.co/v1"
 
@@ -65,6 +72,11 @@ class PdfcoSettings:
         expiration_minutes: Lifetime of merge results on PDF.co.
         min_remaining_credits: Below this balance nothing is submitted; `None`
             disables the check.
+        state_dir: Directory of the job store, which remembers submitted jobs
+            and uploads so that re-runs resume instead of paying again.
+        requests_per_second: Maximum HTTP calls per second that the process
+            sends to this account (PDF.co allows 2 on free plans and 10 on
+            paid ones); `None` sends calls as fast as they come.
     """
 
     api_key: str = field(repr=False)
@@ -76,6 +88,8 @@ class PdfcoSettings:
     polling: PollingPolicy = field(default_factory=PollingPolicy)
     expiration_minutes: int = 60
     min_remaining_credits: int | None = None
+    state_dir: Path = field(default_factory=lambda: default_state_dir(os.environ))
+    requests_per_second: float | None = None
 
     def __post_init__(self) -> None:
         if not self.api_key:
@@ -85,6 +99,11 @@ class PdfcoSettings:
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigurationError(
                 f"base_url must start with http:// or https://, not {self.base_url!r}."
+            )
+        if self.requests_per_second is not None and not self.requests_per_second > 0:
+            raise ConfigurationError(
+                "requests_per_second must be a positive number or None, "
+                f"not {self.requests_per_second!r}."
             )
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
 
@@ -103,6 +122,7 @@ class PdfcoSettings:
         values: dict[str, object] = {
             "api_key": env.get("PDFCO_API_KEY", ""),
             "base_url": env.get("PDFCO_BASE_URL", "") or DEFAULT_BASE_URL,
+            "state_dir": default_state_dir(env),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
@@ -110,3 +130,11 @@ class PdfcoSettings:
     def with_changes(self, **changes: object) -> PdfcoSettings:
         """Return a copy with the given fields replaced."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    """Return `$PDFCO_TASKS_HOME`, else `~/.cache/pdfco-tasks`."""
+    configured = environ.get("PDFCO_TASKS_HOME")
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".cache" / "pdfco-tasks"

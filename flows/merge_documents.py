@@ -1,0 +1,271 @@
+"""The `merge_documents` flow: an ordered list of documents into one validated PDF."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, unmapped
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
+
+from pdfco_tasks.credentials import PdfcoCredentials
+from pdfco_tasks.exceptions import PdfcoError, PreflightError, ResultExpiredError
+from pdfco_tasks.models import InputSpec, JobStatus, MergeJob, MergeResult
+from pdfco_tasks.observability import (
+    EVENT_COMPLETED,
+    EVENT_FAILED,
+    emit_merge_event,
+    publish_merge_artifacts,
+)
+from pdfco_tasks.tasks import (
+    download_result,
+    forget_job,
+    inspect_inputs,
+    submit_merge,
+    upload_document,
+    validate_result,
+    wait_for_job,
+)
+
+__all__ = ["merge_documents", "resolve_credentials"]
+
+
+def resolve_credentials(
+    credentials: PdfcoCredentials | str | None,
+) -> PdfcoCredentials:
+    """Load a block by name, or build one from the environment when None."""
+    if isinstance(credentials, PdfcoCredentials):
+        return credentials
+    if credentials:
+        loaded = PdfcoCredentials.load(credentials, _sync=True)  # type: ignore[call-arg]
+        assert isinstance(loaded, PdfcoCredentials)
+        return loaded
+    return PdfcoCredentials()
+
+
+def _flow_run_name() -> str:
+    parameters = flow_run.parameters
+    output = Path(str(parameters.get("output", "merged.pdf"))).name
+    count = len(parameters.get("sources") or [])
+    return f"merge-{count}-into-{output}"
+
+
+def _check_output(output: Path, overwrite: bool) -> None:
+    if output.suffix.lower() != ".pdf":
+        raise PreflightError(
+            f"Output {output} must end with .pdf.", problems=[(str(output), "not .pdf")]
+        )
+    if output.exists() and not overwrite:
+        raise PreflightError(
+            f"Output {output} already exists; pass overwrite=True (--overwrite) "
+            "or choose another path.",
+            problems=[(str(output), "exists")],
+        )
+    if output.is_dir():
+        raise PreflightError(
+            f"Output {output} is a directory; give a file path ending in .pdf.",
+            problems=[(str(output), "is a directory")],
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _staging_path(output: Path) -> Path:
+    return output.with_name(f".{output.name}.download")
+
+
+@flow(name="merge-documents", flow_run_name=_flow_run_name, log_prints=False)
+def merge_documents(
+    sources: list[str],
+    output: str,
+    credentials: PdfcoCredentials | str | None = None,
+    overwrite: bool = False,
+    bookmarks: bool = True,
+    create_artifacts: bool = True,
+) -> dict[str, Any]:
+    """Merge documents into one PDF through PDF.co and prove it is whole.
+
+    Inputs are checked before any credit is spent, local files are uploaded
+    concurrently, one async merge2 job runs, and the result is streamed to
+    disk, verified and validated against the pages the inputs add up to. The
+    file appears at `output` only when all of that passed.
+
+    Args:
+        sources: Local paths and http(s) URLs, in merge order: PDF, DOC, DOCX,
+            XLS, XLSX, RTF, TXT, PNG, JPEG, GIF, BMP, TIFF or ZIP.
+        output: Path of the merged PDF.
+        credentials: A `PdfcoCredentials` block, the name of a saved one, or
+            None to read PDFCO_API_KEY and PDFCO_BASE_URL.
+        overwrite: Replace an existing `output`.
+        bookmarks: Add one bookmark per input to the result.
+        create_artifacts: Publish a summary and a page-span table to the UI.
+
+    Returns:
+        `MergeResult.to_dict()`: output path, page count, each input's page
+        span, job id, credits used and remaining, and durations in seconds.
+
+    Raises:
+        PreflightError: Bad inputs or an existing output; nothing was spent.
+        ValidationError: The merged page count does not add up.
+
+    Example:
+        ```python
+        from flows.merge_documents import merge_documents
+
+        result = merge_documents(
+            ["report.pdf", "letter.docx", "chart.png"],
+            output="out/merged.pdf",
+            credentials="BLOCK_NAME",
+        )
+        print(result["page_count"], result["spans"])
+        ```
+    """
+    logger = get_run_logger()
+    started = time.monotonic()
+    target = Path(output).expanduser().resolve()
+    block = resolve_credentials(credentials)
+    _check_output(target, overwrite)
+
+    job: MergeJob | None = None
+    try:
+        specs = inspect_inputs(sources)
+        outcome = _run_merge(specs, block, target, bookmarks)
+        job = outcome.job
+        result = _finish(outcome, specs, block, target, bookmarks, started)
+    except PdfcoError as exc:
+        _staging_path(target).unlink(missing_ok=True)
+        job_id = job.job_id if job else getattr(exc, "job_id", None)
+        emit_merge_event(
+            EVENT_FAILED,
+            job_id,
+            target.name,
+            {"error": type(exc).__name__, "message": exc.message[:500]},
+        )
+        raise
+
+    if create_artifacts:
+        publish_merge_artifacts(result, specs, target.name)
+    emit_merge_event(
+        EVENT_COMPLETED,
+        result.job_id,
+        target.name,
+        {
+            "pages": result.page_count,
+            "credits_used": result.credits_used,
+            "remaining_credits": result.remaining_credits,
+        },
+    )
+    logger.info(
+        "Merged %d inputs into %s: %d pages, %d credits",
+        len(specs),
+        target,
+        result.page_count,
+        result.credits_used,
+    )
+    return result.to_dict()
+
+
+class _Outcome:
+    """What the remote part of a merge produced, with its timings and costs."""
+
+    def __init__(self) -> None:
+        self.job: MergeJob | None = None
+        self.status: JobStatus | None = None
+        self.downloaded = ""
+        self.credits = 0
+        self.durations: dict[str, float] = {}
+
+
+def _run_merge(
+    specs: Sequence[InputSpec],
+    block: PdfcoCredentials,
+    target: Path,
+    bookmarks: bool,
+) -> _Outcome:
+    """Upload, submit, wait and download; resubmit once if the result expired."""
+    outcome = _Outcome()
+    for attempt in (1, 2):
+        try:
+            _remote_steps(outcome, specs, block, target, bookmarks)
+            return outcome
+        except ResultExpiredError:
+            if attempt == 2 or outcome.job is None:
+                raise
+            get_run_logger().warning(
+                "The result of job %s expired before download; submitting again",
+                outcome.job.job_id,
+            )
+            forget_job(outcome.job, specs, block, target.name, bookmarks)
+    raise AssertionError("unreachable")
+
+
+def _remote_steps(
+    outcome: _Outcome,
+    specs: Sequence[InputSpec],
+    block: PdfcoCredentials,
+    target: Path,
+    bookmarks: bool,
+) -> None:
+    clock = time.monotonic()
+    uploads = upload_document.map(specs, unmapped(block)).result()
+    outcome.credits += sum(upload.credits for upload in uploads)
+    outcome.durations["upload"] = time.monotonic() - clock
+
+    clock = time.monotonic()
+    outcome.job = submit_merge(
+        uploads, specs, block, name=target.name, bookmarks=bookmarks
+    )
+    outcome.status = wait_for_job(outcome.job, block)
+    outcome.credits += outcome.job.credits + outcome.status.polling_credits
+    outcome.durations["merge"] = time.monotonic() - clock
+
+    clock = time.monotonic()
+    outcome.downloaded = download_result(
+        outcome.job, outcome.status, block, str(_staging_path(target))
+    )
+    outcome.durations["download"] = time.monotonic() - clock
+
+
+def _finish(
+    outcome: _Outcome,
+    specs: Sequence[InputSpec],
+    block: PdfcoCredentials,
+    target: Path,
+    bookmarks: bool,
+    started: float,
+) -> MergeResult:
+    assert outcome.job is not None and outcome.status is not None
+    clock = time.monotonic()
+    try:
+        report = validate_result(
+            outcome.downloaded, specs, str(target), outcome.status.page_count
+        )
+    except PdfcoError:
+        # The job's output is wrong: a re-run must submit again, not resume it.
+        forget_job(outcome.job, specs, block, target.name, bookmarks)
+        raise
+    outcome.durations["validate"] = time.monotonic() - clock
+    outcome.durations["total"] = time.monotonic() - started
+
+    remaining = outcome.status.remaining_credits
+    if remaining is None:
+        remaining = outcome.job.remaining_credits
+    return MergeResult(
+        output=str(target),
+        page_count=report.page_count,
+        spans=report.spans,
+        job_id=outcome.job.job_id,
+        credits_used=outcome.credits,
+        remaining_credits=remaining,
+        durations={k: round(v, 3) for k, v in outcome.durations.items()},
+        resumed=outcome.job.resumed,
+    )
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(merge_documents(sys.argv[2:], sys.argv[1]), indent=2))

@@ -1,0 +1,162 @@
+"""`pdfco-merge`: merge documents into one PDF from the command line.
+
+Exit codes: 0 merged and validated; 1 PDF.co or the network failed; 2 bad
+arguments or inputs (nothing was spent); 3 the result failed validation;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pdfco_tasks.credentials import PdfcoCredentials
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INVALID_RESULT = 3
+EXIT_INTERRUPTED = 130
+
+SANDBOX_API_KEY = "sandbox-key"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Describe the command line."""
+    parser = argparse.ArgumentParser(
+        prog="pdfco-merge",
+        description=(
+            "Merge documents (PDF, DOC, DOCX, XLS, XLSX, RTF, TXT, images, ZIP) into "
+            "one PDF through PDF.co, and check that no page went missing."
+        ),
+    )
+    parser.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="local file or http(s) URL, in order",
+    )
+    parser.add_argument(
+        "-o", "--output", required=True, help="path of the merged PDF to write"
+    )
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="merge against a local PDF.co sandbox started in this process; "
+        "no API key needed, no credits spent",
+    )
+    target.add_argument(
+        "--base-url",
+        help="PDF.co API root including /v1 (default: PDFCO_BASE_URL or "
+        "https://api.pdf.co/v1); the key comes from PDFCO_API_KEY",
+    )
+    target.add_argument(
+        "--credentials", metavar="BLOCK", help="name of a saved PdfcoCredentials block"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace OUTPUT if it exists"
+    )
+    parser.add_argument(
+        "--no-bookmarks",
+        action="store_true",
+        help="do not add one bookmark per input to the result",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show Prefect's run logs"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    _quiet_prefect(args.verbose)
+
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    try:
+        return _run(args, console)
+    except KeyboardInterrupt:
+        console.print("[red]Interrupted.[/red]")
+        return EXIT_INTERRUPTED
+
+
+def _quiet_prefect(verbose: bool) -> None:
+    """Keep Prefect's console output out of the progress display.
+
+    Prefect reads these settings when it is first imported, so this runs
+    before any Prefect import. Values set by the user win.
+    """
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_COLORS", "false")
+
+
+def _run(args: argparse.Namespace, console: Any) -> int:
+    from pdfco_tasks.display import MergeProgress, render_summary
+    from pdfco_tasks.exceptions import PdfcoError, PreflightError, ValidationError
+
+    with ExitStack() as stack:
+        try:
+            credentials = stack.enter_context(_credentials(args))
+            from flows.merge_documents import merge_documents
+
+            with MergeProgress(console) as progress:
+                result = merge_documents(
+                    sources=list(args.sources),
+                    output=args.output,
+                    credentials=credentials,
+                    overwrite=args.overwrite,
+                    bookmarks=not args.no_bookmarks,
+                    create_artifacts=True,
+                )
+        except PreflightError as exc:
+            console.print(f"[red]pdfco-merge: {exc.message}[/red]")
+            return EXIT_BAD_INPUT
+        except ValidationError as exc:
+            console.print(f"[red]pdfco-merge: {exc.message}[/red]")
+            return EXIT_INVALID_RESULT
+        except PdfcoError as exc:
+            console.print(f"[red]pdfco-merge: {exc.message}[/red]")
+            return EXIT_FAILED
+
+    render_summary(result, console=None, elapsed=progress.elapsed)
+    return EXIT_OK
+
+
+@contextmanager
+def _credentials(args: argparse.Namespace) -> Iterator[PdfcoCredentials | str]:
+    from pydantic import SecretStr
+
+    from pdfco_tasks.credentials import PdfcoCredentials
+
+    if args.credentials:
+        yield args.credentials
+        return
+
+    if not args.sandbox:
+        block = PdfcoCredentials(base_url=args.base_url)
+        block.get_settings()  # fails early and clearly when no key is set
+        yield block
+        return
+
+    from pdfco_tasks.sandbox import Sandbox
+
+    with Sandbox(api_keys=(SANDBOX_API_KEY,)) as sandbox:
+        yield PdfcoCredentials(
+            api_key=SecretStr(SANDBOX_API_KEY), base_url=sandbox.base_url
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
