@@ -127,5 +127,90 @@ def make_zip(directory: Path, name: str, members: dict[str, Path]) -> Path:
     return path
 
 
+def make_pdf_with_bookmarks(
+    directory: Path, name: str, pages: int, bookmarks: Sequence[tuple[str, int]]
+) -> Path:
+    """Write a PDF with top-level bookmarks, each `(title, 0-based page index)`."""
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=200, height=300)
+    for title, page_index in bookmarks:
+        writer.add_outline_item(title=title, page_number=page_index)
+    path = directory / name
+    with path.open("wb") as file:
+        writer.write(file)
+    return path
+
+
+def write_raw_pdf(path: Path, objects: Sequence[str]) -> Path:
+    """Write a PDF whose object `n` has the body `objects[n - 1]`; 1 is the catalog.
+
+    The bodies are written as given, which lets tests build page trees that
+    pypdf's writer would not produce: nested, untyped, cyclic or miscounted.
+    """
+    chunks = [b"%PDF-1.7\n"]
+    offsets = []
+    position = len(chunks[0])
+    for number, body in enumerate(objects, start=1):
+        chunk = f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1")
+        offsets.append(position)
+        chunks.append(chunk)
+        position += len(chunk)
+
+    xref = [f"xref\n0 {len(objects) + 1}\n", "0000000000 65535 f \n"]
+    xref += [f"{offset:010d} 00000 n \n" for offset in offsets]
+    trailer = (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\n"
+        f"startxref\n{position}\n%%EOF\n"
+    )
+    path.write_bytes(b"".join(chunks) + "".join(xref).encode() + trailer.encode())
+    return path
+
+
+def make_nested_pdf(
+    directory: Path, name: str, pages: int, *, fan_out: int = 3
+) -> Path:
+    """Write a PDF whose page tree nests `/Pages` nodes `fan_out` kids wide.
+
+    Intermediate nodes below the root have no `/Type`, and the root holds the
+    `/MediaBox` that every page inherits.
+    """
+    objects: list[str] = ["<< /Type /Catalog /Pages 2 0 R >>", ""]
+
+    def add(body: str) -> int:
+        objects.append(body)
+        return len(objects)
+
+    level = [add("<< /Type /Page /Parent 2 0 R >>") for _ in range(pages)]
+    counts = [1] * len(level)
+    while len(level) > fan_out:
+        next_level, next_counts = [], []
+        for start in range(0, len(level), fan_out):
+            kids = " ".join(
+                f"{number} 0 R" for number in level[start : start + fan_out]
+            )
+            count = sum(counts[start : start + fan_out])
+            next_level.append(add(f"<< /Kids [{kids}] /Count {count} /Parent 2 0 R >>"))
+            next_counts.append(count)
+        level, counts = next_level, next_counts
+
+    kids = " ".join(f"{number} 0 R" for number in level)
+    objects[1] = (
+        f"<< /Type /Pages /Kids [{kids}] /Count {pages} /MediaBox [0 0 200 300] >>"
+    )
+    return write_raw_pdf(directory / name, objects)
+
+
+def make_pdf_with_cycle(directory: Path, name: str) -> Path:
+    """Write a PDF whose page tree node 3 lists its own ancestor 2 as a kid."""
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 2 /MediaBox [0 0 200 300] >>",
+        "<< /Type /Pages /Kids [4 0 R 2 0 R] /Count 2 /Parent 2 0 R >>",
+        "<< /Type /Page /Parent 3 0 R >>",
+    ]
+    return write_raw_pdf(directory / name, objects)
+
+
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
