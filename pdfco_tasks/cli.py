@@ -1,8 +1,8 @@
 """`pdfco-merge`: merge documents into one PDF from the command line.
 
 Exit codes: 0 merged and validated; 1 PDF.co or the network failed; 2 bad
-arguments or inputs (nothing was spent); 3 the result failed validation;
-130 interrupted.
+arguments, settings or inputs (nothing was spent); 3 the result failed
+validation; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -93,18 +93,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _quiet_prefect(verbose: bool) -> None:
     """Keep Prefect's console output out of the progress display.
 
-    Prefect reads these settings when it is first imported, so this runs
-    before any Prefect import. Values set by the user win.
+    Only the console handler is silenced: run logs still reach the Prefect
+    API and its UI. Prefect reads these settings when it is first imported,
+    so this runs before any Prefect import. Values set by the user win.
     """
     if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_COLORS", "false")
 
 
 def _run(args: argparse.Namespace, console: Any) -> int:
     from pdfco_tasks.display import MergeProgress, render_summary
-    from pdfco_tasks.exceptions import PdfcoError, PreflightError, ValidationError
+    from pdfco_tasks.exceptions import (
+        ConfigurationError,
+        PdfcoError,
+        PreflightError,
+        ValidationError,
+    )
 
     with ExitStack() as stack:
         try:
@@ -120,7 +126,7 @@ def _run(args: argparse.Namespace, console: Any) -> int:
                     bookmarks=not args.no_bookmarks,
                     create_artifacts=True,
                 )
-        except PreflightError as exc:
+        except (PreflightError, ConfigurationError) as exc:
             console.print(f"[red]pdfco-merge: {exc.message}[/red]")
             return EXIT_BAD_INPUT
         except ValidationError as exc:

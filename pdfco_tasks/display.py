@@ -10,7 +10,6 @@ from typing import Any
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     Progress,
     SpinnerColumn,
     TaskID,
@@ -44,9 +43,8 @@ class MergeProgress:
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TextColumn("{task.fields[status]}"),
+            BarColumn(bar_width=24),
+            TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(),
             console=console,
             transient=False,
@@ -80,15 +78,19 @@ class MergeProgress:
         key = (event.stage, event.subject)
         task_id = self._tasks.get(key)
         if task_id is None:
-            label = f"{_STAGE_LABELS[event.stage]} {event.subject}".strip()
-            task_id = self._progress.add_task(label, total=event.total, status="")
+            label = _STAGE_LABELS[event.stage]
+            if event.stage in ("upload", "download"):
+                label = f"{label} {event.subject}"
+            task_id = self._progress.add_task(label, total=event.total, detail="")
             self._tasks[key] = task_id
+
+        total = event.total
+        if event.finished and total is None:
+            total = max(event.done, 1.0)
+        completed = total if event.finished and total is not None else event.done
         self._progress.update(
-            task_id, completed=event.done, total=event.total, status=event.message
+            task_id, completed=completed, total=total, detail=_detail(event)
         )
-        if event.finished:
-            total = event.total if event.total is not None else max(event.done, 1)
-            self._progress.update(task_id, completed=total, total=total)
 
 
 def summary_table(result: Mapping[str, Any]) -> Table:
@@ -124,6 +126,25 @@ def render_summary(
     console.print(summary_table(result))
     if elapsed:
         console.print(f"Done in {elapsed:.1f} s.")
+
+
+def _detail(event: ProgressEvent) -> str:
+    if event.stage in ("upload", "download"):
+        return _size(event.done if event.finished else event.total or event.done)
+    if event.stage == "poll":
+        return f"{event.message} after {event.done:.1f} s (job {event.subject})"
+    if event.stage in ("inspect", "validate"):
+        noun = "inputs" if event.stage == "inspect" else "pages"
+        return f"{event.done:.0f} {noun}" if event.finished else event.message
+    return event.message
+
+
+def _size(count: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} GB"
 
 
 def _short(source: str) -> str:
