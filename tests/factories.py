@@ -172,7 +172,7 @@ def make_nested_pdf(
 ) -> Path:
     """Write a PDF whose page tree nests `/Pages` nodes `fan_out` kids wide.
 
-    Intermediate nodes below the root have no `/Type`, and the root holds the
+    Intermediate nodes below the root have no `/Type`, and the root contains the
     `/MediaBox` that every page inherits.
     """
     objects: list[str] = ["<< /Type /Catalog /Pages 2 0 R >>", ""]
