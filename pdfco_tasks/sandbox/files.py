@@ -17,14 +17,12 @@ from pdfco_tasks.sandbox.core import SandboxCore
 from pdfco_tasks.sandbox.faults import DOWNLOAD_FAULTS
 from pdfco_tasks.sandbox.sources import describe_bytes
 from pdfco_tasks.sandbox.storage import StoredObject
-from pdfco_tasks.sandbox.transport import reset_connection
+from pdfco_tasks.sandbox.transport import TRANSPORT_KEY, reset_connection
 
 logger = logging.getLogger("pdfco_tasks.sandbox")
 
 UPLOAD_LIFETIME_SECONDS = 3600
 READ_CHUNK_BYTES = 256 * 1024
-STATUS_KEY = "pdfco.status"
-TRANSPORT_KEY = "pdfco.transport"
 
 
 def s3_error(status: int, code: str, message: str) -> Response:
@@ -149,8 +147,7 @@ class FileStream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         transport = scope.get(TRANSPORT_KEY)
         if self.fault == "reset":
-            scope[STATUS_KEY] = "reset"
-            await reset_connection(transport)
+            await reset_connection(scope)
             return
         if self.fault == "slow":
             await asyncio.sleep(self.slow_seconds)
@@ -165,8 +162,7 @@ class FileStream:
         limit = self.size // 2 if self.fault == "truncate" else self.size
         await self._send_body(send, transport, limit)
         if self.fault == "truncate":
-            scope[STATUS_KEY] = "truncated"
-            await reset_connection(transport)
+            await reset_connection(scope)
             return
         await send({"type": "http.response.body", "body": b""})
 

@@ -8,6 +8,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pdfco_tasks.sandbox.clock import Clock
 from pdfco_tasks.sandbox.counters import Counters
@@ -145,22 +146,24 @@ class JobManager:
 
     def _run(self, job: Job) -> None:
         started = time.monotonic()
-        if job.fault == "job-aborted":
-            self._finish(job, ABORTED, 0, "The job was aborted")
-        elif job.fault == "job-failed":
-            label = job.spec.sources[0].label
-            self._finish(
-                job, FAILED, 442, f"Input {label} is damaged or of an incorrect type"
-            )
-        else:
-            self._merge(job)
-        job.job_duration_ms = int((time.monotonic() - started) * 1000)
-        self._settle(job)
+        try:
+            if job.fault == "job-aborted":
+                self._finish(job, ABORTED, 0, "The job was aborted")
+            elif job.fault == "job-failed":
+                label = job.spec.sources[0].label
+                message = f"Input {label} is damaged or of an incorrect type"
+                self._finish(job, FAILED, 442, message)
+            else:
+                self._merge(job)
+        finally:
+            job.job_duration_ms = int((time.monotonic() - started) * 1000)
+            self._settle(job)
 
     def _merge(self, job: Job) -> None:
-        work_dir = self.storage.make_work_dir()
+        work_dir: Path | None = None
         output = self.storage.temp_path(job.result)
         try:
+            work_dir = self.storage.make_work_dir()
             pages = self.merger.run(job.spec, work_dir, output)
             self.storage.commit(job.result, output, job.result.expires_at)
             job.page_count = pages
@@ -173,7 +176,8 @@ class JobManager:
                 job, FAILED, 500, "Internal error while merging; please try again"
             )
         finally:
-            remove_tree(work_dir)
+            if work_dir is not None:
+                remove_tree(work_dir)
             output.unlink(missing_ok=True)
 
     def _finish(self, job: Job, state: str, code: int, message: str) -> None:

@@ -12,8 +12,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pdfco_tasks.sandbox.core import SandboxCore
 from pdfco_tasks.sandbox.errors import RATE_LIMIT_MESSAGE
 from pdfco_tasks.sandbox.faults import MERGE_FAULTS, REQUEST_FAULTS
-from pdfco_tasks.sandbox.files import STATUS_KEY, TRANSPORT_KEY
-from pdfco_tasks.sandbox.transport import reset_connection, transport_of
+from pdfco_tasks.sandbox.transport import (
+    RECORD_KEY,
+    TRANSPORT_KEY,
+    reset_connection,
+    transport_of,
+)
 
 logger = logging.getLogger("pdfco_tasks.sandbox")
 
@@ -71,19 +75,33 @@ class SandboxMiddleware:
             return
         scope[TRANSPORT_KEY] = transport_of(send)
         started = time.monotonic()
-        status = ["-"]
+        status: list[str] = []
+
+        def record(value: str) -> None:
+            if not status:
+                status.append(value)
+                self._count(scope, value)
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status[0] = str(message["status"])
+                record(str(message["status"]))
             await send(message)
 
+        scope[RECORD_KEY] = record
         self.core.purge_if_due()
         try:
             if not await self._inject_fault(scope, capture):
                 await self.app(scope, receive, capture)
         finally:
-            self._record(scope, scope.get(STATUS_KEY) or status[0], started)
+            record("-")
+            elapsed = (time.monotonic() - started) * 1000
+            logger.info(
+                "%s %s -> %s in %.1f ms",
+                scope["method"],
+                scope["path"],
+                status[0],
+                elapsed,
+            )
 
     async def _inject_fault(self, scope: Scope, send: Send) -> bool:
         path = scope["path"]
@@ -99,8 +117,7 @@ class SandboxMiddleware:
             await asyncio.sleep(self.core.config.slow_seconds)
             return False
         if fault == "reset":
-            scope[STATUS_KEY] = "reset"
-            await reset_connection(scope.get(TRANSPORT_KEY))
+            await reset_connection(scope)
             return True
         await self._send_fault(fault, send)
         return True
@@ -121,9 +138,7 @@ class SandboxMiddleware:
         )
         await send({"type": "http.response.body", "body": payload})
 
-    def _record(self, scope: Scope, status: str, started: float) -> None:
-        method, path = scope["method"], scope["path"]
-        label = endpoint_label(method, path)
+    def _count(self, scope: Scope, status: str) -> None:
+        path = scope["path"]
+        label = endpoint_label(scope["method"], path)
         self.core.counters.record_request(label, status, api=path.startswith("/v1/"))
-        elapsed = (time.monotonic() - started) * 1000
-        logger.info("%s %s -> %s in %.1f ms", method, path, status, elapsed)

@@ -1,11 +1,15 @@
-"""Dropping a client connection without an HTTP response."""
+"""Per-connection hooks: recording a request's status and dropping a connection."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import struct
+from collections.abc import Callable, MutableMapping
 from typing import Any, Protocol
+
+TRANSPORT_KEY = "pdfco.transport"
+RECORD_KEY = "pdfco.record"
 
 
 class Transport(Protocol):
@@ -33,12 +37,25 @@ def transport_of(send: Any) -> Transport | None:
     return transport  # type: ignore[no-any-return]
 
 
-async def reset_connection(transport: Transport | None) -> None:
-    """Abort the connection with a TCP reset, discarding unsent data.
+def record_status(scope: MutableMapping[str, Any], status: str) -> None:
+    """Count the request of `scope` with `status` now, before the client sees it.
+
+    Recording before the response leaves the server means a test that reads
+    the counters right after its request always finds that request counted.
+    """
+    record: Callable[[str], None] | None = scope.get(RECORD_KEY)
+    if record is not None:
+        record(status)
+
+
+async def reset_connection(scope: MutableMapping[str, Any]) -> None:
+    """Record the request as `reset` and abort its connection with a TCP reset.
 
     Raises:
         RuntimeError: If the server does not expose its transport.
     """
+    record_status(scope, "reset")
+    transport: Transport | None = scope.get(TRANSPORT_KEY)
     if transport is None:
         raise RuntimeError(
             "cannot reset the connection: the ASGI server does not "

@@ -39,7 +39,7 @@ class SourceServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
+            def do_GET(self) -> None:
                 if outer.credentials is not None:
                     token = base64.b64encode(":".join(outer.credentials).encode())
                     if self.headers.get("authorization") != f"Basic {token.decode()}":
