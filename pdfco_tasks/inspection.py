@@ -47,6 +47,7 @@ __all__ = [
     "file_sha256",
     "inspect_source",
     "inspect_sources",
+    "source_for_display",
 ]
 
 logger = logging.getLogger(__name__)
@@ -204,7 +205,8 @@ def inspect_source(source: str | os.PathLike[str]) -> InputSpec:
         return _inspect_file(name, Path(source))
     except _Problem as problem:
         raise PreflightError(
-            f"{name}: {problem.reason}", problems=[(name, problem.reason)]
+            f"{source_for_display(name)}: {problem.reason}",
+            problems=[(name, problem.reason)],
         ) from None
 
 
@@ -257,6 +259,23 @@ def file_sha256(path: Path) -> str:
         while chunk := file.read(_CHUNK_SIZE):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def source_for_display(source: str) -> str:
+    """Return `source` for messages and logs: URLs lose their query string.
+
+    The query string of a presigned URL is its signature, so it is left out.
+
+    Args:
+        source: A path or URL as the caller gave it.
+
+    Returns:
+        The path unchanged, or the URL without query string and fragment.
+    """
+    parts = urlsplit(source)
+    if parts.scheme.lower() in _HTTP_SCHEMES and parts.netloc:
+        return parts._replace(query="", fragment="").geturl()
+    return source
 
 
 def _is_url(source: str) -> bool:
@@ -516,5 +535,5 @@ def _problem_message(problems: list[tuple[str, str]], total: int) -> str:
         summary = f"{bad} of {total} inputs cannot be merged:"
     else:
         summary = f"The {total} inputs cannot be merged together:"
-    lines = [f"  {source}: {reason}" for source, reason in problems]
+    lines = [f"  {source_for_display(source)}: {reason}" for source, reason in problems]
     return "\n".join([summary, *lines])

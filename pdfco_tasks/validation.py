@@ -33,6 +33,7 @@ from pdfco_tasks._pagetree import (
     walk_pages,
 )
 from pdfco_tasks.exceptions import ValidationError
+from pdfco_tasks.inspection import source_for_display
 from pdfco_tasks.models import InputSpec, PageSpan
 
 __all__ = [
@@ -237,7 +238,8 @@ class _Check:
         """Raise `ValidationError` with the inputs and the merged count."""
         lines = [f"Merged PDF {self.path} {problem}.", "Expected pages per input:"]
         lines.extend(
-            f"  {_label(spec.source)}: {_expected(spec)}" for spec in self.inputs
+            f"  {source_for_display(spec.source)}: {_expected(spec)}"
+            for spec in self.inputs
         )
         total = "exactly" if self.exact else "at least"
         lines.append(f"  total: {total} {_pages(self.expected_min)}")
@@ -296,7 +298,7 @@ def _spans_from_outline(
     for spec, span in zip(inputs, spans, strict=True):
         if span.pages < spec.min_pages or (spec.exact and span.pages != spec.min_pages):
             check.fail(
-                f"places {_label(spec.source)} at pages {span.first_page}-"
+                f"places {source_for_display(spec.source)} at pages {span.first_page}-"
                 f"{span.last_page} ({_pages(span.pages)}) according to its "
                 f"bookmarks, but that input has {_expected(spec)}",
                 page_count,
@@ -336,7 +338,7 @@ def _spans_from_counts(
     if inexact:
         sizes[inexact[-1]] += remainder
     if len(inexact) > 1 and remainder > 0:
-        names = ", ".join(_label(inputs[index].source) for index in inexact)
+        names = ", ".join(source_for_display(inputs[index].source) for index in inexact)
         notes.append(
             f"page spans of the converted inputs ({names}) are estimates: each is "
             f"given its minimum and the last one the {_pages(remainder)} left "
@@ -412,11 +414,3 @@ def _expected(spec: InputSpec) -> str:
 
 def _pages(count: int) -> str:
     return f"{count} page" if count == 1 else f"{count} pages"
-
-
-def _label(source: str) -> str:
-    """Return the source without the query string that signs a URL."""
-    parts = urlsplit(source)
-    if parts.scheme.lower() in ("http", "https") and parts.netloc:
-        return parts._replace(query="", fragment="").geturl()
-    return source

@@ -66,6 +66,18 @@ class TestUrls:
         assert "contains a comma" in reason
         assert "%2C" in reason
 
+    def test_signature_left_out_of_message(self) -> None:
+        url = "https://bucket.example.com/a,b.pdf?X-Amz-Signature=secret"
+
+        with pytest.raises(PreflightError) as caught:
+            inspect_sources([url])
+
+        assert "secret" not in caught.value.message
+        assert caught.value.message.splitlines()[1].startswith(
+            "  https://bucket.example.com/a,b.pdf: URL contains a comma"
+        )
+        assert caught.value.problems[0][0] == url
+
     @pytest.mark.parametrize(
         "url",
         [
