@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from pypdf import PdfReader
 
 from pdfco_tasks.exceptions import PdfcoError, PreflightError
 from pdfco_tasks.inspection import (
@@ -590,6 +593,34 @@ class TestSamples:
             ("image", 1, True),
         ]
         assert all(spec.notes == () for spec in specs)
+
+    def test_generate_script_rewrites_samples(self, tmp_path: Path) -> None:
+        script = SAMPLES / "generate.py"
+
+        subprocess.run(
+            [sys.executable, str(script), str(tmp_path)], check=True, timeout=120
+        )
+
+        written = sorted(path.name for path in tmp_path.iterdir())
+        assert written == sorted(
+            ["01-report.pdf", "02-letter.docx", "03-figures.xlsx", "04-chart.png"]
+        )
+        for name in written:
+            fresh = (tmp_path / name).read_bytes()
+            assert fresh == (SAMPLES / name).read_bytes(), (
+                f"samples/{name} is stale: run `python samples/generate.py` and "
+                "commit the result"
+            )
+
+    def test_report_pages_carry_text(self) -> None:
+        reader = PdfReader(SAMPLES / "01-report.pdf")
+
+        texts = [page.extract_text() for page in reader.pages]
+
+        assert len(texts) == 3
+        assert texts[0].startswith("Quarterly operations report")
+        assert "Page 2 of 3" in texts[1]
+        assert "Next steps" in texts[2]
 
 
 def test_file_sha256_matches_hashlib(tmp_path: Path) -> None:
