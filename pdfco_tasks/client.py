@@ -3,8 +3,8 @@
 `PdfcoClient` uploads files through presigned URLs, submits async merge jobs,
 polls them, downloads and verifies results, and reads the credit balance. Every
 HTTP call has a connect and a read timeout and goes through the retry policy of
-`pdfco_tasks.retry`. Every error answer is turned into the exception hierarchy
-of `pdfco_tasks.exceptions` by `raise_for_response`.
+`pdfco_tasks.retry`. `raise_for_response` maps every error response to the
+exception hierarchy of `pdfco_tasks.exceptions`.
 
 The API key is sent only to PDF.co API endpoints, and API calls never follow
 redirects, so the key cannot reach another host. Presigned upload URLs, file
@@ -94,7 +94,7 @@ _MESSAGE_EXCERPT = 200
 _JOB_STATES: frozenset[str] = frozenset(
     {"working", "success", "failed", "aborted", "unknown"}
 )
-_URL_WITH_QUERY = re.compile(r"(https?://[^\s?#\"'<>]+)[?#][^\s\"'<>]*")
+_URL_IN_TEXT = re.compile(r"https?://[^\s\"'<>]+")
 _TRANSPORT_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
@@ -112,7 +112,7 @@ class ClientStats:
         retries: Retries by cause, such as `{"HTTP 429": 2, "read timeout": 1}`.
         credits_used: Sum of the `credits` that PDF.co reported.
         remaining_credits: The last `remainingCredits` that PDF.co reported.
-        job_checks: Answers of `/job/check` received.
+        job_checks: Responses received from `/job/check`.
     """
 
     requests: int = 0
@@ -139,8 +139,14 @@ def redact_url(url: str) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Strip the query string of every http(s) URL that appears in `text`."""
-    return _URL_WITH_QUERY.sub(r"\1", text)
+    """Apply `redact_url` to every http(s) URL that appears in `text`."""
+    return _URL_IN_TEXT.sub(_redact_match, text)
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    url = match.group(0)
+    stripped = url.rstrip(".,;:)]}")
+    return redact_url(stripped) + url[len(stripped) :]
 
 
 def raise_for_response(
@@ -151,12 +157,12 @@ def raise_for_response(
     sources: Mapping[str, str] | None = None,
     expect_json: bool = True,
 ) -> dict[str, Any]:
-    """Raise the matching `ApiError` for an error answer, or return the JSON body.
+    """Raise the matching `ApiError` for an error response, or return the JSON body.
 
     PDF.co reports errors with an HTTP error status, or with HTTP 200 and a body
     of `{"error": true, "status": <code>, "message": ...}`; both are checked. A
-    `/job/check` answer whose `status` is a job state, such as `"failed"`, is
-    not an API error and is returned.
+    `/job/check` response whose `status` is a job state, such as `"failed"`,
+    is not an API error and is returned.
 
     Codes map to exceptions as follows: 401 `AuthenticationError`; 402, and 403
     whose message mentions credits, `InsufficientCreditsError`; 429
@@ -165,16 +171,16 @@ def raise_for_response(
     `InputRejectedError`, naming the input when the message names one.
 
     Args:
-        response: The answer to check.
+        response: The response to check.
         endpoint: Method and path for messages, such as `POST /v1/pdf/merge2`.
         job_id: The job concerned, if any.
         sources: Input URLs mapped to the names to show for them; used to find
             which input an error message is about.
-        expect_json: Whether a successful answer must be a JSON object.
+        expect_json: Whether a successful response must be a JSON object.
 
     Returns:
-        The JSON object of a successful answer, or `{}` when `expect_json` is
-        false and the body is not one.
+        The JSON object of a successful response, or `{}` when `expect_json`
+        is false and the body is not one.
 
     Raises:
         ApiError: The subclass that matches the code.
@@ -196,8 +202,8 @@ def raise_for_response(
         if not expect_json:
             return {}
         message = (
-            f"PDF.co answered {endpoint} with HTTP {http_status} and a body that "
-            f"is not a JSON object: {excerpt}"
+            f"PDF.co responded to {endpoint} with HTTP {http_status} and a body "
+            f"that is not a JSON object: {excerpt}"
         )
         raise ApiError(message, status_code=http_status, endpoint=endpoint)
 
@@ -385,7 +391,7 @@ class PdfcoClient:
                 input.
             BudgetExceededError: When the balance is below
                 `settings.min_remaining_credits`.
-            SubmissionUnconfirmedError: When the request was sent but no answer
+            SubmissionUnconfirmedError: When the request was sent but no response
                 arrived; PDF.co may have created the job.
         """
         minutes = (
@@ -466,16 +472,16 @@ class PdfcoClient:
     def check_job(self, job_id: str, *, force: bool = False) -> JobStatus:
         """Ask PDF.co for the state of a job once.
 
-        Every check costs credits. PDF.co answers `working` for a job id it does
-        not know unless `force` is set; then it answers `unknown`.
+        Every check costs credits. PDF.co returns `working` for a job id it does
+        not know, unless `force` is set, in which case it returns `unknown`.
 
         Args:
             job_id: The job to check.
             force: Ask PDF.co to look the job up for certain.
 
         Returns:
-            The parsed answer. A state that this client does not know becomes
-            `failed`, with the state named in `message`.
+            The parsed response. A state that this client does not recognise
+            becomes `failed`, with the state named in `message`.
         """
         params = {"jobid": job_id}
         if force:
@@ -535,7 +541,6 @@ class PdfcoClient:
             force = not forced and (
                 self._clock() - job.submitted_at >= policy.force_check_after
             )
-            forced = forced or force
             checks += 1
             try:
                 status = self.check_job(job.job_id, force=force)
@@ -546,6 +551,7 @@ class PdfcoClient:
                 logger.warning("check of job %s failed: %s", job.job_id, exc)
                 continue
 
+            forced = forced or force
             spent += status.credits
             if on_poll is not None:
                 on_poll(status, self._clock() - started)
@@ -584,10 +590,10 @@ class PdfcoClient:
             `target`.
 
         Raises:
-            ResultExpiredError: When a result link answers 403 or 404.
+            ResultExpiredError: When a result link returns 403 or 404.
             DownloadError: When the body is cut short or is not a whole PDF on
                 every attempt.
-            ApiError: When the storage answers another error.
+            ApiError: When the storage returns another error status.
         """
         target = Path(target)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -606,13 +612,14 @@ class PdfcoClient:
         """Return the account's remaining credits.
 
         Raises:
-            ApiError: When the answer carries no `remainingCredits`.
+            ApiError: When the response has no `remainingCredits`.
         """
         body = self._api_call("GET", "/account/credit/balance")
         balance = _as_int(body.get("remainingCredits"))
         if balance is None:
             raise ApiError(
-                "PDF.co answered GET /account/credit/balance without remainingCredits.",
+                "PDF.co returned no remainingCredits from GET "
+                f"{self._api_prefix}/account/credit/balance.",
                 endpoint=f"GET {self._api_prefix}/account/credit/balance",
             )
         return balance
@@ -623,7 +630,7 @@ class PdfcoClient:
         Its `PageCount` is the number of pages.
 
         Raises:
-            ApiError: When PDF.co cannot read the file or the answer has no
+            ApiError: When PDF.co cannot read the file or the response has no
                 `info` object.
         """
         body = self._api_call(
@@ -632,8 +639,8 @@ class PdfcoClient:
         info = body.get("info")
         if not isinstance(info, dict):
             raise ApiError(
-                f"PDF.co answered POST /pdf/info for {redact_url(url)} without an "
-                "info object.",
+                f"PDF.co returned no info object from POST {self._api_prefix}"
+                f"/pdf/info for {redact_url(url)}.",
                 endpoint=f"POST {self._api_prefix}/pdf/info",
             )
         return info
@@ -694,12 +701,13 @@ class PdfcoClient:
         except TransportError as exc:
             if is_safe_to_resubmit(exc):
                 raise
+            reason = exc.context.get("reason", "transport error")
             raise SubmissionUnconfirmedError(
                 f"The merge request to {self._api_prefix}{path} was sent but no "
-                f"answer arrived ({exc.context.get('reason', 'transport error')}); "
-                "PDF.co may have created the job. It was not sent again, because "
-                "a second request starts a second job that is charged again. "
-                "Submit again only once a duplicate merge is acceptable.",
+                f"response arrived ({reason}). PDF.co may have created the job. "
+                "The request was not sent again, because a second request starts "
+                "a second job that is charged again. Submit again only if a "
+                "duplicate merge is acceptable.",
                 **exc.context,
             ) from exc
 
@@ -787,7 +795,7 @@ class PdfcoClient:
         context = {"job_id": job_id, "status_code": status_code}
         if expires_at is None:
             message = (
-                f"The result link of job {job_id} answered HTTP {status_code}; "
+                f"The result link of job {job_id} returned HTTP {status_code}, so "
                 "the result has expired or was deleted. Run the merge again."
             )
         elif self._clock() >= expires_at:
@@ -797,7 +805,7 @@ class PdfcoClient:
             )
         else:
             message = (
-                f"The result link of job {job_id} answered HTTP {status_code} "
+                f"The result link of job {job_id} returned HTTP {status_code} "
                 f"although it is valid until {_iso(expires_at)}; PDF.co may have "
                 "deleted the result. Run the merge again."
             )
@@ -813,9 +821,8 @@ class PdfcoClient:
         waited = self._clock() - started
         message = (
             f"Merge job {job.job_id} was still working after {waited:.0f} s "
-            f"({checks} checks; deadline {self._settings.polling.deadline:.0f} s "
-            "after submission). Raise polling.deadline or merge fewer inputs "
-            "per job."
+            f"({checks} checks; deadline {self._settings.polling.deadline:.0f} s). "
+            "Raise polling.deadline or merge fewer inputs per job."
         )
         if last_error is not None:
             message += f" The last check failed: {last_error.message}"
@@ -1027,8 +1034,8 @@ def _job_status(job_id: str, body: Mapping[str, Any]) -> JobStatus:
     else:
         state = "failed"
         message = (
-            f"PDF.co answered job status {raw!r}, which this client does not "
-            f"know, so the job is treated as failed. Message: {message}"
+            f"PDF.co returned the job status {raw!r}, which this client does "
+            f"not recognise, so the job is treated as failed. Message: {message}"
         )
     url = body.get("url")
     return JobStatus(
@@ -1084,7 +1091,7 @@ def _build_api_error(
     sources: Mapping[str, str],
     retry_after: float | None,
 ) -> ApiError:
-    where = f"HTTP {code}" if not in_body else f"status {code} in an HTTP 200 answer"
+    where = f"HTTP {code}" if not in_body else f"status {code} in an HTTP 200 response"
     where += f" from {endpoint}"
     if job_id is not None:
         where += f", job {job_id}"
@@ -1128,7 +1135,7 @@ def _build_api_error(
             **context,
         )
     return ApiError(
-        f"PDF.co answered with an unexpected status ({where}): {api_message}",
+        f"PDF.co returned an unexpected status ({where}): {api_message}",
         **context,
     )
 
@@ -1273,7 +1280,7 @@ def _require_str(body: Mapping[str, Any], key: str, what: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value:
         raise ApiError(
-            f"PDF.co answered {what} without {key}; the answer had the keys "
+            f"PDF.co returned no {key} from {what}. The response has the keys "
             f"{sorted(body)}.",
             endpoint=what,
         )

@@ -72,18 +72,19 @@ def is_safe_to_resubmit(exc: BaseException) -> bool:
     and is sent again starts a second job, charged again. A submission is
     therefore resent only when the failure shows the request had no effect:
 
-    - PDF.co answered 429, 408, 445 or 5xx, which it does before queueing a job;
-    - the connection failed before the request was sent (connect timeout,
-      connection refused, name resolution, TLS handshake);
-    - the connection was reset before any byte of a response arrived.
+    - PDF.co responded with 429, 408, 445 or 5xx, codes that report a request
+      it did not carry out.
+    - The connection failed before the request was sent: connect timeout,
+      connection refused or failed name resolution.
+    - The connection was reset before any byte of a response arrived.
 
-    A read timeout or a response cut short means the request was sent and may
-    have created a job; those are not resent.
+    A read timeout or a response cut short means that the request was sent and
+    may have created a job, so those are not resent.
 
-    NOTE: Treating a reset as "not processed" is an assumption: the async merge
-    endpoints only queue the job and answer at once, so a reset before any
-    response byte is taken as a dropped request. If that is wrong, the cost is
-    one duplicate job and its credits, never a wrong result.
+    NOTE: Two of these cases rest on assumptions, not on PDF.co documentation:
+    that a 5xx response means no job was queued, and that a reset before any
+    response byte means the request was dropped. If either is wrong, the cost
+    is one duplicate job and its credits, never a wrong result.
 
     Args:
         exc: The exception raised by the submission attempt.

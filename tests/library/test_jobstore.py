@@ -192,7 +192,7 @@ class TestUploads:
     def test_upload_without_digest_rejected(self, tmp_path: Path) -> None:
         store = JobStore(tmp_path / "jobs.json", clock=lambda: NOW)
 
-        with pytest.raises(ValueError, match="/data/a.pdf has no sha256"):
+        with pytest.raises(ValueError, match=r"/data/a\.pdf has no sha256"):
             store.save_upload(BASE, make_upload(sha=""))
 
 

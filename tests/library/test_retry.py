@@ -84,7 +84,9 @@ class TestIsSafeToResubmit:
             pytest.param(ServerTimeoutError("x", status_code=445), id="445"),
             pytest.param(ServerError("x", status_code=500), id="500"),
             pytest.param(TransportError("x", reason="connect timeout"), id="connect"),
-            pytest.param(TransportError("x", reason="connection refused"), id="refused"),
+            pytest.param(
+                TransportError("x", reason="connection refused"), id="refused"
+            ),
             pytest.param(TransportError("x", reason="connection reset"), id="reset"),
         ],
     )
@@ -179,7 +181,7 @@ class TestCallWithRetries:
             calls += 1
             raise AuthenticationError("bad key", status_code=401)
 
-        with pytest.raises(AuthenticationError, match="^bad key$"):
+        with pytest.raises(AuthenticationError, match=r"^bad key$"):
             call_with_retries(rejected, policy=POLICY, sleep=_no_sleep, describe="x")
         assert calls == 1
 
@@ -220,7 +222,7 @@ class TestCallWithRetries:
         def down() -> None:
             raise ServerError("PDF.co failed", status_code=500)
 
-        with pytest.raises(ServerError, match="^PDF.co failed$"):
+        with pytest.raises(ServerError, match=r"^PDF\.co failed$"):
             call_with_retries(
                 down,
                 policy=RetryPolicy(max_attempts=1),
