@@ -426,10 +426,13 @@ def validate_result(
             Path(downloaded), specs, reported_page_count=reported_page_count
         )
     except ValidationError as exc:
+        if not Path(downloaded).exists():
+            raise
         kept = keep_rejected(Path(downloaded), Path(output))
         logger.error("Validation failed; the file was kept at %s", kept)
+        context = {**exc.context, "kept_path": str(kept)}
         raise ValidationError(
-            f"{exc.message}\nThe rejected file was kept at {kept}.", kept_path=str(kept)
+            f"{exc.message}\nThe rejected file was kept at {kept}.", **context
         ) from exc
 
     os.replace(downloaded, output)

@@ -11,19 +11,29 @@ from pathlib import Path
 
 from PIL import Image
 from pypdf import PdfWriter
-from pypdf.generic import NameObject, NumberObject
+from pypdf.generic import DictionaryObject, NameObject, NumberObject
 
-_DOCX_CONTENT_TYPES = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">
-<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>
-<Default Extension="xml" ContentType="application/xml"/>
-<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>
-</Types>"""
-
-_DOCX_RELS = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">
-<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/>
-</Relationships>"""
+_OOXML_PACKAGE = "http://schemas.openxmlformats.org/package/2006"
+_OOXML_OFFICE = "http://schemas.openxmlformats.org/officeDocument/2006"
+_WORD_MAIN_TYPE = (
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+)
+_DOCX_CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    f'<Types xmlns="{_OOXML_PACKAGE}/content-types">'
+    '<Default Extension="rels" '
+    'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    f'<Override PartName="/word/document.xml" ContentType="{_WORD_MAIN_TYPE}"/>'
+    "</Types>"
+)
+_DOCX_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    f'<Relationships xmlns="{_OOXML_PACKAGE}/relationships">'
+    f'<Relationship Id="rId1" Type="{_OOXML_OFFICE}/relationships/officeDocument" '
+    'Target="word/document.xml"/>'
+    "</Relationships>"
+)
 
 _PAGE_BREAK = '<w:p><w:r><w:br w:type="page"/></w:r></w:p>'
 
@@ -62,7 +72,8 @@ def make_pdf_with_wrong_count(
     writer = PdfWriter()
     for _ in range(pages):
         writer.add_blank_page(width=200, height=300)
-    pages_node = writer.root_object["/Pages"].get_object()  # type: ignore[attr-defined]
+    pages_node = writer.root_object["/Pages"].get_object()
+    assert isinstance(pages_node, DictionaryObject)
     pages_node[NameObject("/Count")] = NumberObject(stored_count)
     path = directory / name
     with path.open("wb") as file:
