@@ -181,13 +181,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"pdfco-sandbox: {exc}", file=sys.stderr)
         return 2
-    print(sandbox.base_url, flush=True)
-    logging.getLogger("pdfco_tasks.sandbox").info(
-        "serving the PDF.co sandbox at %s with data directory %s",
-        sandbox.base_url,
-        sandbox.data_dir,
-    )
-    sandbox.serve_forever()
+
+    def announce() -> None:
+        print(sandbox.base_url, flush=True)
+        logging.getLogger("pdfco_tasks.sandbox").info(
+            "serving the PDF.co sandbox at %s with data directory %s",
+            sandbox.base_url,
+            sandbox.data_dir,
+        )
+
+    sandbox.serve_forever(on_ready=announce)
     return 0
 
 

@@ -140,5 +140,7 @@ class SandboxMiddleware:
 
     def _count(self, scope: Scope, status: str) -> None:
         path = scope["path"]
+        if path.startswith("/__sandbox/"):
+            return
         label = endpoint_label(scope["method"], path)
         self.core.counters.record_request(label, status, api=path.startswith("/v1/"))

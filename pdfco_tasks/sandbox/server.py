@@ -9,6 +9,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -23,10 +24,6 @@ logger = logging.getLogger("pdfco_tasks.sandbox")
 
 STARTUP_TIMEOUT_SECONDS = 15.0
 SHUTDOWN_TIMEOUT_SECONDS = 15.0
-
-
-def _absorb_signal(number: int, frame: FrameType | None) -> None:
-    logger.info("received signal %d, shutting down", number)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -204,22 +201,32 @@ class Sandbox:
             time.sleep(0.01)
         return self
 
-    def serve_forever(self) -> None:
+    def serve_forever(self, on_ready: Callable[[], None] | None = None) -> None:
         """Serve in the main thread until SIGINT or SIGTERM, then clean up.
 
-        Uvicorn raises the signal it caught again after its shutdown; the
-        handlers installed here absorb it so that the data directory is still
-        removed.
+        Args:
+            on_ready: Called once the signal handlers are in place, so a signal
+                sent right after it still shuts the server down cleanly.
         """
         self._server = uvicorn.Server(self._uvicorn_config())
         signals = (signal.SIGINT, signal.SIGTERM)
-        previous = {number: signal.signal(number, _absorb_signal) for number in signals}
+        previous = {number: signal.signal(number, self._stop) for number in signals}
         try:
+            if on_ready is not None:
+                on_ready()
             self._server.run(sockets=[self._socket])
         finally:
             self.close()
             for number, handler in previous.items():
                 signal.signal(number, handler)
+
+    def _stop(self, number: int, frame: FrameType | None) -> None:
+        # Uvicorn installs its own handlers while it runs and raises the signal
+        # again after its shutdown; this handler takes the signals outside that
+        # window, so the data directory is removed in every case.
+        logger.info("received signal %d, shutting down", number)
+        if self._server is not None:
+            self._server.should_exit = True
 
     def close(self) -> None:
         """Stop the server and the workers; remove a temporary data directory."""
