@@ -225,6 +225,19 @@ class TestSecrets:
         assert not [line for line in lines if "?" in line]
         assert urls[0].split("?")[0] in "\n".join(lines)
 
+    def test_before_request_hook_runs_per_request(
+        self, sandbox: Sandbox, pdfs: list[Path]
+    ) -> None:
+        calls: list[None] = []
+        settings = make_settings(sandbox.base_url, sandbox.api_key)
+        with PdfcoClient(settings, before_request=lambda: calls.append(None)) as client:
+            client.upload_file(pdfs[0])
+            client.get_balance()
+            sent = client.stats.requests
+
+        assert len(calls) == sent
+        assert sent == 3
+
     def test_redact_removes_query_strings(self) -> None:
         url = "https://user:pw@s3.example.com/ab/c.pdf?X-Amz-Signature=abc&t=1"
 
@@ -477,6 +490,26 @@ class TestErrorMapping:
         assert slept == [7.0]
         assert stats.retries == {"HTTP 429": 1}
         assert stats.requests == 2
+
+    def test_retry_after_date_capped_at_max_delay(self) -> None:
+        slept: list[float] = []
+        later = time.strftime(
+            "%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 3600)
+        )
+        with scripted_server() as server:
+            server.route(
+                "GET",
+                "/v1/account/credit/balance",
+                Reply(429, {"error": True, "message": "slow"}, {"Retry-After": later}),
+                Reply(200, {"remainingCredits": 55}),
+            )
+            settings = make_settings(
+                server.base_url, "KEY", retry=RetryPolicy(max_attempts=3, max_delay=30)
+            )
+            with PdfcoClient(settings, sleep=slept.append) as client:
+                client.get_balance()
+
+        assert slept == [30.0]
 
     def test_unknown_job_state_is_a_failure(self) -> None:
         with scripted_server() as server:
@@ -758,6 +791,32 @@ class TestPolling:
         assert info.value.job_id == job.job_id
         assert info.value.status == state
         assert job.job_id in str(info.value)
+
+    def test_failed_checks_do_not_end_wait(
+        self, sandbox: Sandbox, pdfs: list[Path], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        sleeps: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            sleeps.append(seconds)
+            if len(sleeps) == 3:
+                sandbox.set_faults("")
+
+        settings = make_settings(
+            sandbox.base_url, sandbox.api_key, retry=RetryPolicy(max_attempts=2)
+        )
+        with PdfcoClient(settings, sleep=sleep) as client:
+            job = client.submit_merge(upload_all(client, pdfs[:1]), name="o.pdf")
+            sandbox.set_faults("503:1.0")
+            status = client.wait_for_job(job)
+            retries = client.stats.retries
+
+        assert status.status == "success"
+        assert retries == {"HTTP 503": 1}
+        assert f"check of job {job.job_id} failed: PDF.co failed" in caplog.text
+        checks = requests_seen(sandbox, "GET /v1/job/check")
+        assert checks["503"] == 2
+        assert checks["200"] >= 1
 
     def test_check_job_force_on_unknown_id(self, client: PdfcoClient) -> None:
         plain = client.check_job("NOSUCHJOB")
