@@ -7,13 +7,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, unmapped
+from prefect import flow, task, unmapped
+from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
+from pdfco_tasks.chunking import DEFAULT_CHUNK_SIZE, join_pdfs, plan_chunks
 from pdfco_tasks.credentials import PdfcoCredentials
 from pdfco_tasks.exceptions import PdfcoError, PreflightError, ResultExpiredError
-from pdfco_tasks.models import InputSpec, JobStatus, MergeJob, MergeResult
+from pdfco_tasks.models import InputSpec, JobStatus, MergeJob, MergeResult, PageSpan
 from pdfco_tasks.observability import (
     EVENT_COMPLETED,
     EVENT_FAILED,
@@ -84,6 +86,7 @@ def merge_documents(
     overwrite: bool = False,
     bookmarks: bool = True,
     create_artifacts: bool = True,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> dict[str, Any]:
     """Merge documents into one PDF through PDF.co and prove it is whole.
 
@@ -101,6 +104,9 @@ def merge_documents(
         overwrite: Replace an existing `output`.
         bookmarks: Add one bookmark per input to the result.
         create_artifacts: Publish a summary and a page-span table to the UI.
+        chunk_size: Most inputs per PDF.co merge. Larger merges, and merges of
+            more than 2 GB, run as parallel chunk merges whose verified results
+            are joined locally at no extra credit cost.
 
     Returns:
         `MergeResult.to_dict()`: output path, page count, each input's page
@@ -131,9 +137,13 @@ def merge_documents(
     job: MergeJob | None = None
     try:
         specs = inspect_inputs(sources)
-        outcome = _run_merge(specs, block, target, bookmarks)
-        job = outcome.job
-        result = _finish(outcome, specs, block, target, bookmarks, started)
+        chunks = plan_chunks(specs, max_inputs=chunk_size)
+        if len(chunks) > 1:
+            result = _merge_in_chunks(chunks, block, target, bookmarks, started)
+        else:
+            outcome = _run_merge(specs, block, target, bookmarks)
+            job = outcome.job
+            result = _finish(outcome, specs, block, target, bookmarks, started)
     except PdfcoError as exc:
         _staging_path(target).unlink(missing_ok=True)
         job_id = job.job_id if job else getattr(exc, "job_id", None)
@@ -262,6 +272,96 @@ def _finish(
         durations={k: round(v, 3) for k, v in outcome.durations.items()},
         resumed=outcome.job.resumed,
     )
+
+
+def _chunk_path(target: Path, index: int) -> Path:
+    return target.with_name(f".{target.stem}.part-{index + 1:03d}.pdf")
+
+
+@task(
+    name="pdfco-merge-chunk",
+    task_run_name="merge-chunk-{index}",
+    cache_policy=NO_CACHE,
+)
+def merge_chunk(
+    specs: list[InputSpec],
+    credentials: PdfcoCredentials,
+    part: str,
+    index: int,
+    bookmarks: bool,
+) -> MergeResult:
+    """Merge one chunk on PDF.co and validate its result at `part`."""
+    started = time.monotonic()
+    outcome = _run_merge(specs, credentials, Path(part), bookmarks)
+    return _finish(outcome, specs, credentials, Path(part), bookmarks, started)
+
+
+def _merge_in_chunks(
+    chunks: Sequence[list[InputSpec]],
+    block: PdfcoCredentials,
+    target: Path,
+    bookmarks: bool,
+    started: float,
+) -> MergeResult:
+    """Merge chunks in parallel, then join their validated results in order."""
+    specs = [spec for chunk in chunks for spec in chunk]
+    parts = [_chunk_path(target, index) for index in range(len(chunks))]
+    get_run_logger().info(
+        "Merging %d inputs in %d chunks of at most %d",
+        len(specs),
+        len(chunks),
+        max(len(chunk) for chunk in chunks),
+    )
+    try:
+        results = merge_chunk.map(
+            chunks,
+            unmapped(block),
+            [str(part) for part in parts],
+            list(range(1, len(chunks) + 1)),
+            unmapped(bookmarks),
+        ).result()
+        staging = _staging_path(target)
+        join_pdfs(parts, staging)
+        report = validate_result(
+            str(staging), specs, str(target), sum(r.page_count for r in results)
+        )
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
+
+    spans = _chunk_spans(results, report.spans)
+    return MergeResult(
+        output=str(target),
+        page_count=report.page_count,
+        spans=spans,
+        job_id=",".join(result.job_id for result in results),
+        credits_used=sum(result.credits_used for result in results),
+        remaining_credits=min(
+            (r.remaining_credits for r in results if r.remaining_credits is not None),
+            default=None,
+        ),
+        durations={"total": round(time.monotonic() - started, 3)},
+        resumed=all(result.resumed for result in results),
+    )
+
+
+def _chunk_spans(
+    results: Sequence[MergeResult], joined: Sequence[PageSpan]
+) -> tuple[PageSpan, ...]:
+    """Shift each chunk's own spans by the pages of the chunks before it.
+
+    Each chunk's spans were validated against its own result, so they are at
+    least as exact as spans read back from the joined file.
+    """
+    spans: list[PageSpan] = []
+    offset = 0
+    for result in results:
+        for span in result.spans:
+            spans.append(
+                PageSpan(span.source, span.first_page + offset, span.last_page + offset)
+            )
+        offset += result.page_count
+    return tuple(spans) if len(spans) == len(joined) else tuple(joined)
 
 
 if __name__ == "__main__":

@@ -235,3 +235,32 @@ class TestValidationFailure:
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+class TestChunkedMerge:
+    def test_chunks_keep_order_and_spans(
+        self, tmp_path: Path, credentials: PdfcoCredentials, sandbox: Any
+    ) -> None:
+        pages = [2, 1, 3, 1, 2]
+        sources = [
+            str(make_pdf(tmp_path, f"part{index}.pdf", count))
+            for index, count in enumerate(pages)
+        ]
+        sources.insert(2, str(make_image(tmp_path, "frames.tif", frames=2)))
+        output = tmp_path / "chunked.pdf"
+        before = merge_submissions(sandbox)
+
+        result = merge_documents(
+            sources, str(output), credentials=credentials, chunk_size=2
+        )
+
+        assert result["page_count"] == sum(pages) + 2
+        assert len(PdfReader(output).pages) == sum(pages) + 2
+        spans = [(s["first_page"], s["last_page"]) for s in result["spans"]]
+        assert spans == [(1, 2), (3, 3), (4, 5), (6, 8), (9, 9), (10, 11)]
+        assert [s["source"] for s in result["spans"]] == sources
+        assert merge_submissions(sandbox) == before + 3
+        assert len(result["job_id"].split(",")) == 3
+        assert (
+            sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+        )
