@@ -113,6 +113,7 @@ def detect_kind(path: Path, label: str) -> str:
     if head.startswith(ZIP_SIGNATURES):
         return _zip_kind(path, extension)
     if head.startswith(OLE2_SIGNATURE):
+        _check_ole2_header(head, label)
         return "xls" if extension == "xls" else "doc"
     if head.startswith(b"{\\rtf"):
         return "rtf"
@@ -120,6 +121,17 @@ def detect_kind(path: Path, label: str) -> str:
         # PDF readers accept junk before the header, so PDF.co likely does too.
         return "pdf"
     return _kind_from_extension(head, extension, label)
+
+
+def _check_ole2_header(head: bytes, label: str) -> None:
+    # LibreOffice imports a broken DOC or XLS as plain text instead of failing,
+    # so the compound-file header is checked here: byte order mark FE FF at
+    # offset 28 and major version 3 or 4 at offset 26.
+    major_version = int.from_bytes(head[26:28], "little")
+    if head[28:30] != b"\xfe\xff" or major_version not in (3, 4):
+        raise InputError(
+            442, f"Input {label} is damaged: its OLE2 compound-file header is invalid"
+        )
 
 
 def _zip_kind(path: Path, extension: str) -> str:
