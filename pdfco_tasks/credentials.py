@@ -78,7 +78,9 @@ class PdfcoCredentials(CredentialsBlock):
     min_remaining_credits: int | None = Field(
         default=None,
         ge=0,
-        description="Nothing is submitted when the balance is below this; empty disables it.",
+        description=(
+            "Nothing is submitted when the balance is below this; empty disables it."
+        ),
     )
     requests_per_second: float | None = Field(
         default=None,

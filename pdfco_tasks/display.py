@@ -106,7 +106,7 @@ def summary_table(result: Mapping[str, Any]) -> Table:
             str(index),
             _short(span["source"]),
             str(pages),
-            f"{span['first_page']}–{span['last_page']}",
+            f"{span['first_page']}-{span['last_page']}",
         )
     remaining = result.get("remaining_credits")
     table.caption = (

@@ -19,7 +19,8 @@ Every error that the library raises derives from `PdfcoError`:
     ├── ResultExpiredError        the result link expired before download
     ├── DownloadError             the download was cut short or is not a PDF
     ├── BudgetExceededError       remaining credits below the configured minimum
-    └── ValidationError           merged PDF does not match its inputs
+    ├── ValidationError           merged PDF does not match its inputs
+    └── BatchFailedError          one or more merges of a batch run failed
 
 Messages never contain the API key or the query string of a signed URL. All
 exceptions pickle, so they survive process and Dask task runners.
@@ -32,6 +33,7 @@ from typing import Any
 __all__ = [
     "ApiError",
     "AuthenticationError",
+    "BatchFailedError",
     "BudgetExceededError",
     "ConfigurationError",
     "DownloadError",
@@ -73,7 +75,9 @@ class PdfcoError(Exception):
         return self.message
 
 
-def _rebuild(cls: type[PdfcoError], message: str, context: dict[str, Any]) -> PdfcoError:
+def _rebuild(
+    cls: type[PdfcoError], message: str, context: dict[str, Any]
+) -> PdfcoError:
     return cls(message, **context)
 
 
@@ -212,3 +216,18 @@ class ValidationError(PdfcoError):
     def __init__(self, message: str, **context: Any) -> None:
         super().__init__(message, **context)
         self.kept_path: str | None = context.get("kept_path")
+
+
+class BatchFailedError(PdfcoError):
+    """Raised when at least one merge of a `merge_batches` run failed.
+
+    The other merges ran to the end. Their outputs are in place.
+
+    Attributes:
+        outcomes: One dict per batch, in input order, as `merge_batches`
+            would have returned them.
+    """
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.outcomes: list[dict[str, Any]] = list(context.get("outcomes", []))

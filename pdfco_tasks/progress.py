@@ -51,7 +51,7 @@ def publish(event: ProgressEvent) -> None:
     for listener in listeners:
         try:
             listener(event)
-        except Exception:  # noqa: BLE001 - a display must never break a merge
+        except Exception:  # a display must never break a merge
             _logger.warning("A progress listener failed", exc_info=True)
 
 
