@@ -44,6 +44,7 @@ from pdfco_tasks.sandbox.sources import (
     too_large,
 )
 from pdfco_tasks.sandbox.storage import new_object_id, sanitize_name
+from pdfco_tasks.sandbox.transport import ERROR_KEY
 
 logger = logging.getLogger("pdfco_tasks.sandbox")
 
@@ -103,8 +104,8 @@ class ApiHandlers:
     """The `/v1` endpoints.
 
     Every handler receives the request, the authenticated API key, the merged
-    parameters and the start time, and returns the success body; errors are
-    raised as `ApiError`.
+    parameters and the start time, and returns the success body. Errors are
+    raised as `ApiError` and sent as the documented error body.
 
     Args:
         core: The sandbox state.
@@ -125,6 +126,7 @@ class ApiHandlers:
                 params = await read_params(request)
                 body = await handler(request, key, params, started)
             except ApiError as exc:
+                request.scope[ERROR_KEY] = exc.message
                 return self.error(exc)
             except Exception:
                 logger.exception(

@@ -256,7 +256,7 @@ class OfficeConverter:
     profile directory per worker and hands them out for each conversion.
 
     Args:
-        profiles_dir: Directory that holds the profiles.
+        profiles_dir: Directory that contains the profiles.
         workers: Number of conversions that may run at once.
         timeout: Seconds before a conversion is killed.
         binary: The soffice executable.
@@ -279,7 +279,7 @@ class OfficeConverter:
 
         Args:
             source: The input file.
-            kind: Office kind; it becomes the extension LibreOffice sees.
+            kind: Office kind, used as the file extension LibreOffice detects.
             work_dir: Empty private directory for the copy and the output.
             label: Input name for messages.
 

@@ -34,7 +34,7 @@ class SandboxConfig:
         rate_burst: Token-bucket size; defaults to the rate rounded up.
         job_latency: Seconds an async job reports `working` at least.
         clock_offset: Seconds the sandbox clock starts ahead of the wall clock.
-        sync_budget: Seconds a sync merge may take before it answers 408.
+        sync_budget: Seconds a sync merge may take before it returns 408.
         faults: Fault specification `KIND:RATE,...`.
         faults_seed: Seed of the fault generator.
         slow_seconds: Delay of the `slow` fault.

@@ -128,7 +128,7 @@ async def _write_stream(request: Request, part: Path, limit: int) -> int:
 
 
 class FileStream:
-    """ASGI response that streams a file, or misbehaves as a fault asks.
+    """ASGI response that streams a file, or breaks off as an injected fault requests.
 
     Args:
         stored: The file.

@@ -196,6 +196,11 @@ class JobManager:
             abandoned = job.abandoned
         if abandoned:
             self.storage.delete(job.result.object_id)
+        detail = f" ({job.error_code}: {job.message})" if job.message else ""
         logger.info(
-            "job %s finished: %s in %d ms", job.job_id, job.state, job.job_duration_ms
+            "job %s finished: %s in %d ms%s",
+            job.job_id,
+            job.state,
+            job.job_duration_ms,
+            detail,
         )

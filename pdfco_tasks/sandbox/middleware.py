@@ -13,6 +13,7 @@ from pdfco_tasks.sandbox.core import SandboxCore
 from pdfco_tasks.sandbox.errors import RATE_LIMIT_MESSAGE
 from pdfco_tasks.sandbox.faults import MERGE_FAULTS, REQUEST_FAULTS
 from pdfco_tasks.sandbox.transport import (
+    ERROR_KEY,
     RECORD_KEY,
     TRANSPORT_KEY,
     reset_connection,
@@ -95,12 +96,14 @@ class SandboxMiddleware:
         finally:
             record("-")
             elapsed = (time.monotonic() - started) * 1000
+            error = f": {scope[ERROR_KEY]}" if ERROR_KEY in scope else ""
             logger.info(
-                "%s %s -> %s in %.1f ms",
+                "%s %s -> %s in %.1f ms%s",
                 scope["method"],
                 scope["path"],
                 status[0],
                 elapsed,
+                error,
             )
 
     async def _inject_fault(self, scope: Scope, send: Send) -> bool:

@@ -55,7 +55,7 @@ class Sandbox:
         rate_burst: Token-bucket size.
         data_dir: Storage directory; a temporary one (removed on close) if None.
         errors_as_200: Send error bodies with HTTP status 200.
-        sync_budget: Seconds a sync merge may take before it answers 408.
+        sync_budget: Seconds a sync merge may take before it returns 408.
         slow_seconds: Delay of the `slow` fault.
         workers: Merge jobs that run at once.
         clock_offset: Seconds the sandbox clock starts ahead of the wall clock.
@@ -221,9 +221,9 @@ class Sandbox:
                 signal.signal(number, handler)
 
     def _stop(self, number: int, frame: FrameType | None) -> None:
-        # Uvicorn installs its own handlers while it runs and raises the signal
-        # again after its shutdown; this handler takes the signals outside that
-        # window, so the data directory is removed in every case.
+        # Uvicorn installs its own handlers while it runs, and it raises the
+        # signal again after its shutdown. This handler takes the signals outside
+        # that window, so the data directory is removed after either signal.
         logger.info("received signal %d, shutting down", number)
         if self._server is not None:
             self._server.should_exit = True

@@ -78,7 +78,7 @@ class Storage:
     """A directory of objects plus an in-memory index of their metadata.
 
     Args:
-        root: Directory that holds one sub-directory per object.
+        root: Directory that contains one sub-directory per object.
     """
 
     def __init__(self, root: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 TRANSPORT_KEY = "pdfco.transport"
 RECORD_KEY = "pdfco.record"
+ERROR_KEY = "pdfco.error"
 
 
 class Transport(Protocol):

@@ -69,8 +69,8 @@ class TestAsyncSubmit:
 
         again = api.check(submitted["jobId"])
 
-        # merge2 costs 2 per page: 2 at submit, 4 for pages 2-3 at the first
-        # job/check that sees success, plus 2 for that job/check itself.
+        # merge2 costs 2 per page: 2 at submit, then 4 for pages 2-3 and 2 for
+        # the call itself at the first job/check that reports success.
         assert final["credits"] == 2 + 4
         assert again["credits"] == 2
         assert sandbox.balance(KEY) == after_first_success - 2
