@@ -502,10 +502,11 @@ class PdfcoClient:
         Intervals start at `polling.first_interval` and grow by
         `polling.backoff` up to `polling.max_interval`, each shortened by up to
         10 % at random so parallel waits spread out. Once the job has been
-        working for `polling.force_check_after` seconds, one check is sent with
-        `force=true`, so a job id that PDF.co does not know fails instead of
-        looking `working` until the deadline. Transient errors of a check are
-        retried by the retry policy and do not end the wait.
+        working for `polling.force_check_after` seconds, or at the deadline if
+        that comes first, one check is sent with `force=true`, so a job id that
+        PDF.co does not know fails as unknown instead of timing out. Transient
+        errors of a check are retried by the retry policy and do not end the
+        wait.
 
         Args:
             job: The job to wait for.
@@ -538,8 +539,14 @@ class PdfcoClient:
                 max(0.0, min(interval * self._rng.uniform(0.9, 1.0), remaining))
             )
 
+            now = self._clock()
+            # The last check before the deadline is forced too, because a
+            # deadline shorter than force_check_after would otherwise report
+            # an unknown job id as a timeout.
             force = not forced and (
-                self._clock() - job.submitted_at >= policy.force_check_after
+                now - job.submitted_at >= policy.force_check_after
+                or now >= deadline_at
+                or checks + 1 >= max_checks
             )
             checks += 1
             try:

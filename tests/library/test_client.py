@@ -765,6 +765,29 @@ class TestPolling:
         assert statuses == ["working", "working", "working", "unknown"]
         assert info.value.status == "unknown"
 
+    def test_deadline_before_force_check_still_forces(
+        self, pdfco_sandbox_factory: SandboxFactory, pdfs: list[Path]
+    ) -> None:
+        sandbox = pdfco_sandbox_factory()
+        fake = FakeTime()
+        polling = PollingPolicy(
+            first_interval=1, max_interval=2, deadline=5, force_check_after=120
+        )
+        settings = make_settings(sandbox.base_url, sandbox.api_key, polling=polling)
+        statuses: list[str] = []
+        with PdfcoClient(settings, sleep=fake.sleep, clock=fake.clock) as client:
+            urls = upload_all(client, pdfs[:1])
+            sandbox.set_faults("job-unknown:1.0")
+            job = client.submit_merge(urls, name="o.pdf")
+            with pytest.raises(
+                JobFailedError, match=rf"does not know job {re.escape(job.job_id)}"
+            ):
+                client.wait_for_job(job, on_poll=lambda s, t: statuses.append(s.status))
+
+        assert statuses[-1] == "unknown"
+        assert set(statuses[:-1]) == {"working"}
+        assert sum(fake.sleeps) == pytest.approx(5.0)
+
     @pytest.mark.parametrize(
         ("fault", "state", "message"),
         [
