@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, SecretStr
 
-from pdfco_tasks.settings import DEFAULT_BASE_URL, PdfcoSettings, PollingPolicy
+from pdfco_tasks.settings import (
+    DEFAULT_BASE_URL,
+    PdfcoSettings,
+    PollingPolicy,
+    RetryPolicy,
+)
 
 if TYPE_CHECKING:
     from pdfco_tasks.client import PdfcoClient
@@ -64,6 +69,23 @@ class PdfcoCredentials(CredentialsBlock):
         gt=0,
         description="Seconds allowed between bytes of an upload or a download.",
     )
+    retry_attempts: int = Field(
+        default=RetryPolicy.max_attempts,
+        ge=1,
+        le=20,
+        description=(
+            "Attempts per HTTP call, the first one included, before a transient "
+            "failure (429, 408, 445, 5xx, reset, timeout) is raised."
+        ),
+    )
+    retry_base_delay: float = Field(
+        default=RetryPolicy.base_delay,
+        ge=0,
+        description=(
+            "Seconds of the first retry delay, which doubles per retry up to "
+            f"{RetryPolicy.max_delay:g} s with full jitter."
+        ),
+    )
     job_deadline: float = Field(
         default=1800.0,
         gt=0,
@@ -106,6 +128,9 @@ class PdfcoCredentials(CredentialsBlock):
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             transfer_timeout=self.transfer_timeout,
+            retry=RetryPolicy(
+                max_attempts=self.retry_attempts, base_delay=self.retry_base_delay
+            ),
             polling=PollingPolicy(deadline=self.job_deadline),
             expiration_minutes=self.expiration_minutes,
             min_remaining_credits=self.min_remaining_credits,
