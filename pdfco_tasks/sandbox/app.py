@@ -14,14 +14,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pdfco_tasks.sandbox.clock import isoformat
+from pdfco_tasks.sandbox.clock import elapsed_ms, isoformat
 from pdfco_tasks.sandbox.core import SandboxCore
 from pdfco_tasks.sandbox.credits import (
     JOB_CHECK_COST,
     MERGE2_COST_PER_PAGE,
     MERGE_COST_PER_PAGE,
     PDF_INFO_COST,
-    PRESIGNED_URL_COST,
     InsufficientCredits,
 )
 from pdfco_tasks.sandbox.errors import RATE_LIMIT_MESSAGE, ApiError
@@ -43,13 +42,12 @@ from pdfco_tasks.sandbox.sources import (
     parse_sources,
     too_large,
 )
-from pdfco_tasks.sandbox.storage import new_object_id, sanitize_name
+from pdfco_tasks.sandbox.storage import sanitize_name
 from pdfco_tasks.sandbox.transport import ERROR_KEY
+from pdfco_tasks.sandbox.uploads import UploadHandlers
 
 logger = logging.getLogger("pdfco_tasks.sandbox")
 
-PRESIGNED_PUT_LIFETIME = 900
-PRESIGNED_GET_LIFETIME = 3600
 DEFAULT_EXPIRATION_MINUTES = 60
 MAX_EXPIRATION_MINUTES = 1440
 DEFAULT_RESULT_NAME = "result.pdf"
@@ -70,15 +68,21 @@ def create_app(core: SandboxCore) -> SandboxMiddleware:
         The application, wrapped in the fault and counting middleware.
     """
     api = ApiHandlers(core)
+    uploads = UploadHandlers(core)
     files = FileHandlers(core)
     control = ControlHandlers(core)
     both = ["GET", "POST"]
     routes = [
         Route(
             "/v1/file/upload/get-presigned-url",
-            api.wrap(api.presigned_url),
+            api.wrap(uploads.presigned_url),
             methods=both,
         ),
+        Route("/v1/file/upload", api.wrap(uploads.upload_file), methods=["POST"]),
+        Route(
+            "/v1/file/upload/base64", api.wrap(uploads.upload_base64), methods=["POST"]
+        ),
+        Route("/v1/file/upload/url", api.wrap(uploads.upload_url), methods=both),
         Route("/v1/pdf/merge", api.wrap(api.merge), methods=both),
         Route("/v1/pdf/merge2", api.wrap(api.merge2), methods=both),
         Route("/v1/job/check", api.wrap(api.job_check), methods=both),
@@ -146,35 +150,6 @@ class ApiHandlers:
         """Answer an unknown `/v1` path."""
         path = request.scope["path"]
         return self.error(ApiError(404, f"Endpoint {path} not found"))
-
-    async def presigned_url(
-        self, request: Request, key: str, params: Params, started: float
-    ) -> Body:
-        """Issue a PUT URL and a GET URL for a new upload (7 credits)."""
-        name = sanitize_name(get_text(params, "name"))
-        content_type = get_text(params, "contenttype").strip() or None
-        remaining = self.core.ledger.charge(key, PRESIGNED_URL_COST)
-        now = self.core.clock.now()
-        object_id = new_object_id()
-        self.core.storage.reserve(
-            object_id, name, "upload", key, now + PRESIGNED_GET_LIFETIME
-        )
-        self.core.counters.add("presigned_urls")
-        return {
-            "presignedUrl": self.core.file_url(
-                object_id, name, "PUT", PRESIGNED_PUT_LIFETIME, now, content_type
-            ),
-            "url": self.core.file_url(
-                object_id, name, "GET", PRESIGNED_GET_LIFETIME, now
-            ),
-            "outputLinkValidTill": isoformat(now + PRESIGNED_GET_LIFETIME),
-            "error": False,
-            "status": 200,
-            "name": name,
-            "credits": PRESIGNED_URL_COST,
-            "remainingCredits": remaining,
-            "duration": _duration(started),
-        }
 
     async def merge(
         self, request: Request, key: str, params: Params, started: float
@@ -292,7 +267,7 @@ class ApiHandlers:
             "name": job.result.name,
             "credits": credits,
             "remainingCredits": remaining,
-            "duration": _duration(started),
+            "duration": elapsed_ms(started),
             "outputLinkValidTill": isoformat(job.result.expires_at),
         }
 
@@ -317,7 +292,7 @@ class ApiHandlers:
             body.update(self._job_state(job, key))
         body["credits"] += body.pop("extraCredits", 0)
         body["remainingCredits"] = self.core.ledger.balance(key)
-        body["duration"] = _duration(started)
+        body["duration"] = elapsed_ms(started)
         return body
 
     def _job_state(self, job: Job, key: str) -> Body:
@@ -360,7 +335,7 @@ class ApiHandlers:
             "remainingCredits": self.core.ledger.balance(key),
             "error": False,
             "status": 200,
-            "duration": _duration(started),
+            "duration": elapsed_ms(started),
         }
 
     async def info(
@@ -387,7 +362,7 @@ class ApiHandlers:
             "name": source.label,
             "credits": PDF_INFO_COST,
             "remainingCredits": remaining,
-            "duration": _duration(started),
+            "duration": elapsed_ms(started),
         }
 
     def _read_info(
@@ -414,7 +389,7 @@ class ApiHandlers:
             "status": 200,
             "credits": 0,
             "remainingCredits": self.core.ledger.balance(key),
-            "duration": _duration(started),
+            "duration": elapsed_ms(started),
         }
 
     def _authenticate(self, request: Request) -> str:
@@ -441,8 +416,22 @@ class ControlHandlers:
         self.core = core
 
     async def counters(self, request: Request) -> Response:
-        """Return every counter and the request log."""
-        return JSONResponse(self.core.counters.snapshot())
+        """Return every counter and the request log.
+
+        Each `window` query parameter (seconds) adds its maximum request count
+        to `max_requests_in_window`, beside the default 1-second window.
+        """
+        snapshot = self.core.counters.snapshot()
+        try:
+            windows = [float(value) for value in request.query_params.getlist("window")]
+        except ValueError:
+            return JSONResponse(
+                {"error": True, "message": "window must be seconds"}, 400
+            )
+        for window in windows:
+            count = self.core.counters.max_requests_in_window(window)
+            snapshot["max_requests_in_window"][str(window)] = count
+        return JSONResponse(snapshot)
 
     async def reset_counters(self, request: Request) -> Response:
         """Set the counters back to zero."""
@@ -473,10 +462,6 @@ class ControlHandlers:
             except (ApiError, TypeError, ValueError) as exc:
                 return JSONResponse({"error": True, "message": str(exc)}, 400)
         return JSONResponse({"faults": self.core.faults.rates})
-
-
-def _duration(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
 
 
 def _profile_flag(profiles: dict[str, Any], name: str) -> bool:

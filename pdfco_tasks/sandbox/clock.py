@@ -56,3 +56,8 @@ def isoformat(timestamp: float) -> str:
     """Format epoch seconds as ISO-8601 UTC with microseconds and an offset."""
     moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
     return moment.isoformat(timespec="microseconds")
+
+
+def elapsed_ms(started: float) -> int:
+    """Return whole milliseconds since `started`, a `time.monotonic()` reading."""
+    return int((time.monotonic() - started) * 1000)

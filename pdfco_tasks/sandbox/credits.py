@@ -9,6 +9,9 @@ from pdfco_tasks.sandbox.counters import Counters
 from pdfco_tasks.sandbox.errors import ApiError
 
 PRESIGNED_URL_COST = 7
+FILE_UPLOAD_COST = 11
+BASE64_UPLOAD_COST = 21
+URL_UPLOAD_COST = 11
 JOB_CHECK_COST = 2
 PDF_INFO_COST = 1
 MERGE_COST_PER_PAGE = 1

@@ -58,8 +58,11 @@ class FileHandlers:
         assert stored is not None
         if stored.kind != "upload":
             return s3_error(403, "AccessDenied", "Access Denied")
-        part = self.core.storage.temp_path(stored)
         limit = self.core.fetcher.limit
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return _too_large(limit)
+        part = self.core.storage.temp_path(stored)
         try:
             size = await _write_stream(request, part, limit)
         except ClientDisconnect:
@@ -67,12 +70,7 @@ class FileHandlers:
             return s3_error(400, "IncompleteBody", "The request body was cut short.")
         if size > limit:
             part.unlink(missing_ok=True)
-            return s3_error(
-                400,
-                "EntityTooLarge",
-                "Your proposed upload exceeds the maximum allowed size "
-                f"({describe_bytes(limit)}).",
-            )
+            return _too_large(limit)
         expires_at = self.core.clock.now() + UPLOAD_LIFETIME_SECONDS
         self.core.storage.commit(stored, part, expires_at)
         self.core.counters.add("puts")
@@ -114,6 +112,15 @@ class FileHandlers:
             self.core.storage.delete(object_id)
             return None, s3_error(403, "AccessDenied", "Request has expired")
         return stored, None
+
+
+def _too_large(limit: int) -> Response:
+    return s3_error(
+        400,
+        "EntityTooLarge",
+        "Your proposed upload exceeds the maximum allowed size "
+        f"({describe_bytes(limit)}).",
+    )
 
 
 async def _write_stream(request: Request, part: Path, limit: int) -> int:

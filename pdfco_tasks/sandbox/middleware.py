@@ -42,6 +42,9 @@ KNOWN_API_PATHS = frozenset(
         "/v1/account/credit/balance",
         "/v1/pdf/info",
         "/v1/file/delete",
+        "/v1/file/upload",
+        "/v1/file/upload/base64",
+        "/v1/file/upload/url",
     }
 )
 

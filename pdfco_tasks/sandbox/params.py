@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -83,6 +84,19 @@ def _parse_json(body: bytes) -> dict[str, Any]:
     return _lower_keys(value)
 
 
+@dataclass(frozen=True)
+class FilePart:
+    """A file sent as one part of a multipart form.
+
+    Attributes:
+        filename: File name from the part's Content-Disposition, or "".
+        data: The file content.
+    """
+
+    filename: str
+    data: bytes
+
+
 def _parse_multipart(body: bytes, content_type: str) -> dict[str, Any]:
     header = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
     message = email.message_from_bytes(header + body)
@@ -94,7 +108,12 @@ def _parse_multipart(body: bytes, content_type: str) -> dict[str, Any]:
             continue
         name = part.get_param("name", header="content-disposition")
         payload = part.get_payload(decode=True)
-        if isinstance(name, str) and isinstance(payload, bytes):
+        if not isinstance(name, str) or not isinstance(payload, bytes):
+            continue
+        filename = part.get_filename()
+        if filename is not None:
+            params[name.lower()] = FilePart(filename, payload)
+        else:
             params[name.lower()] = payload.decode("utf-8", "replace")
     return params
 

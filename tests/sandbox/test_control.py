@@ -77,6 +77,21 @@ class TestCounters:
         assert 1 <= pdfco_sandbox.max_requests_in_window(1.0) <= 5
         assert pdfco_sandbox.max_requests_in_window(1e-12) == 1
 
+    def test_window_parameter_over_http(self, pdfco_sandbox: Sandbox) -> None:
+        api = Api(pdfco_sandbox.base_url, pdfco_sandbox.api_key)
+        for _ in range(3):
+            api.get("/account/credit/balance")
+
+        counters = requests.get(
+            pdfco_sandbox.origin + "/__sandbox/counters",
+            params={"window": ["3600", "0.5"]},
+            timeout=30,
+        ).json()
+
+        assert counters["max_requests_in_window"]["3600.0"] == 3
+        assert 1 <= counters["max_requests_in_window"]["0.5"] <= 3
+        assert 1 <= counters["max_requests_in_window"]["1.0"] <= 3
+
     def test_reset_counters_over_http(self, pdfco_sandbox: Sandbox) -> None:
         api = Api(pdfco_sandbox.base_url, pdfco_sandbox.api_key)
         api.presign("a.pdf")

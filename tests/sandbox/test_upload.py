@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 
 from pdfco_tasks.sandbox import Sandbox
@@ -149,16 +151,23 @@ class TestPut:
         assert put.status_code == 403
         assert "SignatureDoesNotMatch" in put.text
 
-    def test_put_over_size_limit_rejected(self, pdfco_sandbox_factory: object) -> None:
-        sandbox = pdfco_sandbox_factory(max_input_bytes=1000)  # type: ignore[operator]
+    def test_put_over_size_limit_rejected(
+        self, pdfco_sandbox_factory: Callable[..., Sandbox]
+    ) -> None:
+        sandbox = pdfco_sandbox_factory(max_input_bytes=1000)
         api = Api(sandbox.base_url, sandbox.api_key)
         body = api.presign("big.bin")
 
         put = requests.put(body["presignedUrl"], data=b"x" * 1001, timeout=30)
+        streamed = requests.put(
+            body["presignedUrl"], data=chunks(b"x" * 1001, 100), timeout=30
+        )
 
         assert put.status_code == 400
         assert "<Code>EntityTooLarge</Code>" in put.text
         assert "1000 bytes" in put.text
+        assert streamed.status_code == 400
+        assert "<Code>EntityTooLarge</Code>" in streamed.text
 
 
 class TestGet:
@@ -230,3 +239,87 @@ class TestExpiry:
 
         assert response.status_code == 403
         assert "Request has expired" in response.text
+
+
+class TestOtherUploads:
+    def test_multipart_upload(self, api: Api, sandbox: Sandbox) -> None:
+        data = pdf_bytes(1)
+        before = sandbox.balance(KEY)
+
+        response = api.post("/file/upload", files={"file": ("doc.pdf", data)})
+
+        body = response.json()
+        assert response.status_code == 200
+        assert body["error"] is False
+        assert body["name"] == "doc.pdf"
+        assert body["credits"] == 11
+        assert sandbox.balance(KEY) == before - 11
+        assert download(body["url"]) == data
+
+    def test_multipart_upload_name_field_wins(self, api: Api) -> None:
+        response = api.post(
+            "/file/upload",
+            files={"file": ("doc.pdf", b"abc")},
+            data={"name": "renamed.pdf"},
+        )
+
+        assert response.json()["name"] == "renamed.pdf"
+
+    def test_multipart_upload_without_file_400(self, api: Api) -> None:
+        response = api.post("/file/upload", data={"name": "x.pdf"})
+
+        assert response.status_code == 400
+        assert "Parameter 'file' is required" in response.json()["message"]
+
+    @pytest.mark.parametrize("prefix", ["", "data:application/pdf;base64,"])
+    def test_base64_upload(self, api: Api, sandbox: Sandbox, prefix: str) -> None:
+        data = pdf_bytes(2)
+        before = sandbox.balance(KEY)
+        encoded = prefix + base64.b64encode(data).decode()
+
+        body = api.post(
+            "/file/upload/base64", json={"file": encoded, "name": "b.pdf"}
+        ).json()
+
+        assert body["credits"] == 21
+        assert sandbox.balance(KEY) == before - 21
+        assert download(body["url"]) == data
+
+    def test_base64_upload_invalid_400(self, api: Api) -> None:
+        response = api.post("/file/upload/base64", json={"file": "not base64!"})
+
+        assert response.status_code == 400
+        assert response.json()["message"] == "Parameter 'file' is not valid base64"
+
+    def test_url_upload_copies_file(self, api: Api, sandbox: Sandbox) -> None:
+        source = api.upload(b"payload", "source.bin")
+        before = sandbox.balance(KEY)
+
+        body = api.get("/file/upload/url", params={"url": source}).json()
+
+        assert body["name"] == "source.bin"
+        assert body["credits"] == 11
+        assert sandbox.balance(KEY) == before - 11
+        assert body["url"] != source
+        assert download(body["url"]) == b"payload"
+
+    def test_url_upload_off_machine_400(self, api: Api, sandbox: Sandbox) -> None:
+        before = sandbox.balance(KEY)
+
+        response = api.post(
+            "/file/upload/url", json={"url": "https://example.com/a.pdf"}
+        )
+
+        assert response.status_code == 400
+        assert sandbox.balance(KEY) == before
+
+    def test_uploaded_files_merge(self, api: Api) -> None:
+        first = api.post(
+            "/file/upload", files={"file": ("a.pdf", pdf_bytes(1))}
+        ).json()["url"]
+        second = api.post(
+            "/file/upload/base64",
+            json={"file": base64.b64encode(pdf_bytes(2)).decode(), "name": "b.pdf"},
+        ).json()["url"]
+
+        assert api.merge([first, second]).json()["pageCount"] == 3
