@@ -14,7 +14,8 @@ from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import get_current_settings
-from prefect.testing.standard_test_suites import BlockStandardTestSuite
+from prefect.testing.standard_test_suites.blocks import BlockStandardTestSuite
+from pydantic import SecretStr
 
 from pdfco_tasks import PdfcoCredentials
 
@@ -51,7 +52,7 @@ def test_block_slug_is_dashed() -> None:
 
 
 def test_block_api_key_masked() -> None:
-    block = PdfcoCredentials(api_key="plain-secret-value")
+    block = PdfcoCredentials(api_key=SecretStr("plain-secret-value"))
 
     assert "plain-secret-value" not in repr(block)
     assert "plain-secret-value" not in str(block.model_dump())
@@ -59,7 +60,9 @@ def test_block_api_key_masked() -> None:
 
 def test_block_rate_reaches_settings() -> None:
     block = PdfcoCredentials(
-        api_key="key", base_url="http://127.0.0.1:9/v1", requests_per_second=5.0
+        api_key=SecretStr("key"),
+        base_url="http://127.0.0.1:9/v1",
+        requests_per_second=5.0,
     )
 
     assert block.get_settings().requests_per_second == 5.0
@@ -67,7 +70,7 @@ def test_block_rate_reaches_settings() -> None:
 
 def test_block_rejects_zero_rate() -> None:
     with pytest.raises(ValueError, match="requests_per_second"):
-        PdfcoCredentials(api_key="key", requests_per_second=0)
+        PdfcoCredentials(api_key=SecretStr("key"), requests_per_second=0)
 
 
 def test_package_import_skips_prefect() -> None:
@@ -128,9 +131,9 @@ class TestRegistration:
         assert "requests_per_second" in schema.fields["properties"]
 
     def test_saved_block_loads_by_name(self) -> None:
-        PdfcoCredentials(api_key="saved-key", base_url="http://127.0.0.1:9/v1").save(
-            "registration-test", overwrite=True
-        )
+        PdfcoCredentials(
+            api_key=SecretStr("saved-key"), base_url="http://127.0.0.1:9/v1"
+        ).save("registration-test", overwrite=True)
 
         loaded = PdfcoCredentials.load("registration-test")
 
