@@ -116,7 +116,11 @@ class NotebookMergeResult:
 
     @property
     def validated(self) -> bool:
-        """Whether the spans cover pages 1 to `page_count` without gaps."""
+        """Whether the merge succeeded and its spans tile pages 1 to `page_count`.
+
+        The flow has already checked the page count against the inputs. This
+        also checks that the spans neither overlap nor leave a gap.
+        """
         if not self.ok or not self.spans or self.page_count is None:
             return False
         expected_first = 1
@@ -227,7 +231,8 @@ def merge(
             logs below WARNING are then held back, but the Prefect UI still
             has them.
         raise_on_failure: Raise the library error when the merge fails. When
-            False, return a result with `ok=False` that shows the error in red.
+            False, every `PdfcoError`, including the `ConfigurationError`s
+            below, becomes a result with `ok=False` that shows the error in red.
 
     Returns:
         The result with `output`, `page_count`, `spans`, `job_id`,
@@ -258,22 +263,21 @@ def merge(
     from flows.merge_documents import merge_documents
     from pdfco_tasks._notebook_output import shorten_ipython_traceback
 
-    with _credentials_for(credentials, sandbox) as block:
-        try:
-            with show_progress(progress):
-                result = merge_documents(
-                    sources=source_list,
-                    output=target,
-                    credentials=block,
-                    overwrite=overwrite,
-                    bookmarks=bookmarks,
-                    create_artifacts=True,
-                )
-        except PdfcoError as exc:
-            if raise_on_failure:
-                shorten_ipython_traceback(exc)
-                raise
-            return NotebookMergeResult.from_error(exc, source_list, target)
+    try:
+        with _credentials_for(credentials, sandbox) as block, show_progress(progress):
+            result = merge_documents(
+                sources=source_list,
+                output=target,
+                credentials=block,
+                overwrite=overwrite,
+                bookmarks=bookmarks,
+                create_artifacts=True,
+            )
+    except PdfcoError as exc:
+        if raise_on_failure:
+            shorten_ipython_traceback(exc)
+            raise
+        return NotebookMergeResult.from_error(exc, source_list, target)
 
     return NotebookMergeResult.from_flow_result(result, source_list)
 
@@ -446,8 +450,8 @@ def _credentials_for(
 
     if credentials is not None:
         raise ConfigurationError(
-            "Pass either credentials or sandbox to merge(), not both: the sandbox "
-            "brings its own API key and base URL."
+            "Pass either credentials or sandbox to merge(), not both, because the "
+            "sandbox brings its own API key and base URL."
         )
 
     from pdfco_tasks.sandbox import Sandbox

@@ -332,6 +332,20 @@ class TestMerge:
         ):
             merge([tmp_path / "a.pdf"], tmp_path / "o.pdf", credentials="nope")
 
+    def test_unknown_block_name_as_result(self, tmp_path: Path) -> None:
+        result = merge(
+            [tmp_path / "a.pdf"],
+            tmp_path / "o.pdf",
+            credentials="nope",
+            raise_on_failure=False,
+        )
+
+        assert result.ok is False
+        assert result.error_type == "ConfigurationError"
+        assert "No PdfcoCredentials block is saved under the name 'nope'" in str(
+            result.error
+        )
+
     def test_saved_block_name_merges(self, tmp_path: Path, pdfco_sandbox: Any) -> None:
         block = PdfcoCredentials(
             api_key=SecretStr(pdfco_sandbox.api_key), base_url=pdfco_sandbox.base_url
