@@ -252,7 +252,6 @@ class ApiHandlers:
         except InsufficientCredits:
             self.core.storage.delete(job.job_id)
             raise
-        job.settled = True
         return self._merge_body(job, job.page_count, cost, remaining, started)
 
     def _merge_body(

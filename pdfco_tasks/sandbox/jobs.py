@@ -125,9 +125,13 @@ class JobManager:
         return job.state
 
     def settle_once(self, job: Job) -> bool:
-        """Mark a successful job as charged; return True only the first time."""
+        """Mark a successful async job as charged; return True only the first time.
+
+        Sync jobs are charged in full by the merge request itself, so this
+        returns False for them.
+        """
         with self._lock:
-            if job.settled:
+            if job.settled or not job.is_async:
                 return False
             job.settled = True
             return True

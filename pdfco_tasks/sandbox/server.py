@@ -9,6 +9,7 @@ import socket
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -24,6 +25,10 @@ logger = logging.getLogger("pdfco_tasks.sandbox")
 
 STARTUP_TIMEOUT_SECONDS = 15.0
 SHUTDOWN_TIMEOUT_SECONDS = 15.0
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -107,16 +112,17 @@ class Sandbox:
             soffice_timeout=soffice_timeout,
             max_input_bytes=max_input_bytes,
         )
-        self._owns_data_dir = data_dir is None
-        root = (
-            Path(tempfile.mkdtemp(prefix="pdfco-sandbox-"))
-            if data_dir is None
-            else Path(data_dir)
-        )
-        root.mkdir(parents=True, exist_ok=True)
+        self._socket = bind_socket(host, port)
+        self._remove_data_dir: weakref.finalize[[Path], Sandbox] | None = None
+        if data_dir is None:
+            root = Path(tempfile.mkdtemp(prefix="pdfco-sandbox-"))
+            # Removes the directory at close(), or at exit if close() is missed.
+            self._remove_data_dir = weakref.finalize(self, _remove_tree, root)
+        else:
+            root = Path(data_dir)
+            root.mkdir(parents=True, exist_ok=True)
         self.data_dir = root
         self.core = SandboxCore(self.config, root)
-        self._socket = bind_socket(host, port)
         bound_host, bound_port = self._socket.getsockname()[:2]
         self.core.bind(bound_host, bound_port)
         self._server: uvicorn.Server | None = None
@@ -239,8 +245,8 @@ class Sandbox:
             self._thread.join(SHUTDOWN_TIMEOUT_SECONDS)
         self._socket.close()
         self.core.close()
-        if self._owns_data_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self._remove_data_dir is not None:
+            self._remove_data_dir()
 
     def __enter__(self) -> Sandbox:
         return self.start()
