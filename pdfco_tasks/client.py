@@ -149,6 +149,42 @@ def _redact_match(match: re.Match[str]) -> str:
     return redact_url(stripped) + url[len(stripped) :]
 
 
+class _SignedQueryFilter(logging.Filter):
+    """Remove the query string of signed URLs from urllib3's log records.
+
+    At DEBUG level urllib3 logs every request line with its full path and
+    query, which for a presigned upload or result URL is the credential.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_signed(arg) for arg in record.args)
+        elif isinstance(record.msg, str) and not record.args:
+            record.msg = _redact_signed(record.msg)
+        return True
+
+
+_SIGNED_QUERY = re.compile(r"(?i)\?[^\s\"']*?\b(x-amz-|x-goog-|signature=|sig=)")
+_URL_WITH_QUERY = re.compile(r"(?:https?://|/)[^\s\"'<>?]*\?[^\s\"'<>]*")
+
+
+def _redact_signed(value: object) -> object:
+    if not isinstance(value, str) or not _SIGNED_QUERY.search(value):
+        return value
+    return _URL_WITH_QUERY.sub(lambda match: redact_url(match.group(0)), value)
+
+
+def _install_log_redaction() -> None:
+    """Attach `_SignedQueryFilter` once to each urllib3 logger that logs URLs."""
+    for name in ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry"):
+        target = logging.getLogger(name)
+        if not any(isinstance(item, _SignedQueryFilter) for item in target.filters):
+            target.addFilter(_SignedQueryFilter())
+
+
+_install_log_redaction()
+
+
 def raise_for_response(
     response: requests.Response,
     endpoint: str,
@@ -748,7 +784,12 @@ class PdfcoClient:
         try:
             response = self._session.request(method, url, **kwargs)
         except _TRANSPORT_ERRORS as exc:
-            raise _transport_error(exc, method, url, kwargs.get("timeout")) from exc
+            error = _transport_error(exc, method, url, kwargs.get("timeout"))
+            if url.startswith(self._settings.base_url):
+                raise error from exc
+            # The requests error repeats a file URL with its query string, which
+            # is the signature, so it is not chained to what callers may log.
+            raise error from None
         if log:
             _log_call(method, url, response.status_code, started)
         return response

@@ -7,6 +7,7 @@ import logging
 import re
 import socket
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,48 @@ class TestSecrets:
 
         assert len(calls) == sent
         assert sent == 3
+
+    def test_urllib3_debug_lines_omit_signatures(
+        self,
+        sandbox: Sandbox,
+        pdfs: list[Path],
+        tmp_path: Path,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        settings = make_settings(sandbox.base_url, sandbox.api_key)
+        with (
+            caplog.at_level(logging.DEBUG, logger="urllib3"),
+            PdfcoClient(settings) as client,
+        ):
+            urls = upload_all(client, pdfs[:1])
+            job = client.submit_merge(urls, name="merged.pdf")
+            status = client.wait_for_job(job)
+            client.download(status.url or job.result_url, tmp_path / "m.pdf")
+
+        lines = [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]
+        result_path = redact_url(job.result_url).split("/", 3)[3]
+        assert [line for line in lines if '"PUT /' in line]
+        assert [line for line in lines if f'"GET /{result_path} ' in line]
+        assert not [line for line in lines if "X-Amz-" in line]
+        assert "/v1/job/check?jobid=" in "\n".join(lines)
+
+    def test_transport_error_hides_signed_url(self, tmp_path: Path) -> None:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/OBJ/m.pdf?X-Amz-Signature=topsecret"
+        settings = make_settings(
+            f"http://127.0.0.1:{port}/v1", "KEY", retry=RetryPolicy(max_attempts=1)
+        )
+        with (
+            PdfcoClient(settings) as client,
+            pytest.raises(TransportError) as info,
+        ):
+            client.download(url, tmp_path / "m.pdf")
+
+        rendered = "".join(traceback.format_exception(info.value))
+        assert f"GET http://127.0.0.1:{port}/OBJ/m.pdf failed" in rendered
+        assert "connection refused" in rendered
+        assert "topsecret" not in rendered
+        assert "topsecret" not in repr(info.value.args)
 
     def test_redact_removes_query_strings(self) -> None:
         url = "https://user:pw@s3.example.com/ab/c.pdf?X-Amz-Signature=abc&t=1"
