@@ -11,8 +11,6 @@ Three limits bound the work, from the outside in:
   processes.
 """
 
-from __future__ import annotations
-
 from collections import deque
 from pathlib import Path
 from typing import Any

@@ -1,7 +1,5 @@
 """The `merge_documents` flow: an ordered list of documents into one validated PDF."""
 
-from __future__ import annotations
-
 import time
 from collections.abc import Sequence
 from pathlib import Path

@@ -1,7 +1,5 @@
 """The `merge_folder` flow: every matching document of a folder into one dated PDF."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from pathlib import Path
