@@ -15,9 +15,9 @@ Start it in-process (port 0, background thread) or as a service:
 
     $ pdfco-sandbox --port 0 --api-key KEY --faults "reset:0.05" --faults-seed 3
 
-Pytest fixtures (installed as a plugin): `pdfco_sandbox` (a fresh sandbox that
-accepts the key `test-key`) and `pdfco_sandbox_factory` (takes `Sandbox`
-keyword arguments; every sandbox it started is closed at teardown).
+The pytest plugin provides two fixtures. `pdfco_sandbox` is a fresh sandbox that
+accepts the key `test-key`. `pdfco_sandbox_factory` takes `Sandbox` keyword
+arguments and closes every sandbox it started at teardown.
 
 API endpoints, all under `/v1` and authenticated by `x-api-key`:
 `file/upload/get-presigned-url` (7 credits), `file/upload` (11),
@@ -71,7 +71,8 @@ __all__ = ["Sandbox"]
 
 def __getattr__(name: str) -> Any:
     # Importing the server pulls in uvicorn, Starlette, pypdf and Pillow, so it
-    # waits until someone asks for it. The pytest plugin imports this package.
+    # is deferred to the first use of `Sandbox`. The pytest plugin imports this
+    # package in every test run.
     if name == "Sandbox":
         from pdfco_tasks.sandbox.server import Sandbox
 

@@ -49,6 +49,8 @@ from pdfco_tasks.sandbox.uploads import UploadHandlers
 logger = logging.getLogger("pdfco_tasks.sandbox")
 
 DEFAULT_EXPIRATION_MINUTES = 60
+# PDF.co caps `expiration` by plan, at 1440 minutes on its largest plans; the
+# sandbox clamps larger values to that instead of rejecting them.
 MAX_EXPIRATION_MINUTES = 1440
 DEFAULT_RESULT_NAME = "result.pdf"
 INTERNAL_ERROR_MESSAGE = "Something went wrong. Please try again or contact support."
@@ -147,7 +149,7 @@ class ApiHandlers:
         return JSONResponse(exc.body(), status_code=status)
 
     async def not_found(self, request: Request) -> Response:
-        """Answer an unknown `/v1` path."""
+        """Return 404 for an unknown `/v1` path."""
         path = request.scope["path"]
         return self.error(ApiError(404, f"Endpoint {path} not found"))
 
@@ -179,6 +181,8 @@ class ApiHandlers:
         expiration = get_int(
             params, "expiration", DEFAULT_EXPIRATION_MINUTES, 1, MAX_EXPIRATION_MINUTES
         )
+        # TODO: profiles other than GenerateBookmarks (zipIncludeFilter,
+        # RenameMatchingFieldsDuringMerge) and the `callback` URL are ignored.
         bookmarks = _profile_flag(get_profiles(params), "GenerateBookmarks")
         user = get_text(params, "httpusername")
         auth = (user, get_text(params, "httppassword")) if user else None

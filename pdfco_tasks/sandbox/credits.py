@@ -49,7 +49,7 @@ class CreditLedger:
             return self._balances[key]
 
     def require(self, key: str, amount: int) -> None:
-        """Raise `InsufficientCredits` unless `key` holds at least `amount`."""
+        """Raise `InsufficientCredits` if the balance of `key` is below `amount`."""
         with self._lock:
             if self._balances[key] < amount:
                 raise InsufficientCredits()

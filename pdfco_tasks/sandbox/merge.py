@@ -26,7 +26,7 @@ COPY_CHUNK_BYTES = 1024 * 1024
 
 @dataclass
 class MergeSpec:
-    """What one merge request asks for.
+    """The inputs and options of one merge request.
 
     Attributes:
         endpoint: `merge` (PDF only) or `merge2` (any supported type).

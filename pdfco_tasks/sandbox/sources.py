@@ -1,4 +1,4 @@
-"""Where merge inputs come from: the sandbox's own file URLs or loopback URLs."""
+"""Merge input sources: the sandbox's own file URLs and loopback URLs."""
 
 from __future__ import annotations
 

@@ -72,6 +72,12 @@ class TestPut:
         assert response.headers["content-length"] == str(len(data))
         assert response.content == data
 
+    def test_name_with_spaces_and_unicode(self, api: Api) -> None:
+        url = api.upload(b"data", "my report \u00fc.pdf")
+
+        assert download(url) == b"data"
+        assert "/my%20report%20%C3%BC.pdf?" in url
+
     def test_put_answers_empty_200(self, api: Api) -> None:
         body = api.presign("a.bin", "application/octet-stream")
 
