@@ -71,10 +71,23 @@ class Api:
         return url
 
     def merge(
-        self, urls: list[str], endpoint: str = "merge2", **params: Any
+        self,
+        urls: list[str],
+        endpoint: str = "merge2",
+        is_async: bool = False,
+        **params: Any,
     ) -> requests.Response:
-        """POST a merge as JSON with `url` joined by commas."""
+        """POST a merge as JSON with `url` joined by commas.
+
+        Args:
+            urls: Input URLs.
+            endpoint: `merge` or `merge2`.
+            is_async: Send `async: true`.
+            **params: Further JSON attributes.
+        """
         payload = {"url": ",".join(urls), **params}
+        if is_async:
+            payload["async"] = True
         return self.post(f"/pdf/{endpoint}", json=payload)
 
     def check(self, job_id: str, **params: Any) -> dict[str, Any]:
@@ -96,7 +109,7 @@ class Api:
 
     def merge_async(self, urls: list[str], **params: Any) -> dict[str, Any]:
         """Submit an async merge2 and return the final job/check body."""
-        response = self.merge(urls, **{"async": True, **params})
+        response = self.merge(urls, is_async=True, **params)
         assert response.status_code == 200, response.text
         return self.wait(response.json()["jobId"])
 

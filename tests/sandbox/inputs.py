@@ -104,8 +104,8 @@ def zip_bytes(members: dict[str, bytes], encrypted_flag: bool = False) -> bytes:
     """
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
+        for name, content in members.items():
+            archive.writestr(name, content)
     data = bytearray(buffer.getvalue())
     if encrypted_flag:
         # zipfile cannot encrypt, so set bit 0 of the general purpose flags in

@@ -217,7 +217,7 @@ class TestCredits:
         api = Api(sandbox.base_url, sandbox.api_key)
         url = api.upload(pdf_bytes(1), "one.pdf")
 
-        response = api.merge([url], **{"async": True})
+        response = api.merge([url], is_async=True)
 
         assert response.status_code == 402
         assert sandbox.counters()["merge_submissions_total"] == 0

@@ -56,7 +56,7 @@ class TestRequestFaults:
         sandbox.set_faults("503:1")
         before = sandbox.balance()
 
-        response = api.merge([url], **{"async": True})
+        response = api.merge([url], is_async=True)
 
         assert response.status_code == 503
         assert sandbox.balance() == before
@@ -178,7 +178,7 @@ class TestJobFaults:
         url = api.upload(pdf_bytes(1), "a.pdf")
         sandbox.set_faults("job-unknown:1")
 
-        submitted = api.merge([url], **{"async": True}).json()
+        submitted = api.merge([url], is_async=True).json()
         checks = [api.check(submitted["jobId"])["status"] for _ in range(3)]
         forced = api.check(submitted["jobId"], force="true")
 

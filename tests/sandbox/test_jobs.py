@@ -30,7 +30,7 @@ class TestAsyncSubmit:
     ) -> None:
         before = sandbox.balance(KEY)
 
-        body = api.merge(three_pages, **{"async": True, "name": "out.pdf"}).json()
+        body = api.merge(three_pages, is_async=True, name="out.pdf").json()
 
         assert body["error"] is False
         assert body["status"] == 200
@@ -46,7 +46,7 @@ class TestAsyncSubmit:
     def test_async_job_succeeds_with_result(
         self, api: Api, three_pages: list[str]
     ) -> None:
-        submitted = api.merge(three_pages, **{"async": True}).json()
+        submitted = api.merge(three_pages, is_async=True).json()
 
         final = api.wait(submitted["jobId"])
 
@@ -63,7 +63,7 @@ class TestAsyncSubmit:
     def test_remaining_pages_charged_once_on_success(
         self, api: Api, sandbox: Sandbox, three_pages: list[str]
     ) -> None:
-        submitted = api.merge(three_pages, **{"async": True}).json()
+        submitted = api.merge(three_pages, is_async=True).json()
         final = api.wait(submitted["jobId"])
         after_first_success = sandbox.balance(KEY)
 
@@ -81,7 +81,7 @@ class TestAsyncSubmit:
         sandbox = pdfco_sandbox_factory(job_latency=3600)
         api = Api(sandbox.base_url, sandbox.api_key)
         url = api.upload(pdf_bytes(1), "a.pdf")
-        submitted = api.merge([url], **{"async": True}).json()
+        submitted = api.merge([url], is_async=True).json()
 
         early = requests.get(submitted["url"], timeout=30)
 
@@ -96,7 +96,7 @@ class TestJobCheck:
         sandbox = pdfco_sandbox_factory(job_latency=600)
         api = Api(sandbox.base_url, sandbox.api_key)
         url = api.upload(pdf_bytes(1), "a.pdf")
-        job_id = api.merge([url], **{"async": True}).json()["jobId"]
+        job_id = api.merge([url], is_async=True).json()["jobId"]
 
         working = api.check(job_id)
         sandbox.clock.advance(601)
@@ -111,7 +111,7 @@ class TestJobCheck:
     def test_job_id_parameter_spellings(
         self, api: Api, three_pages: list[str], name: str
     ) -> None:
-        job_id = api.merge(three_pages, **{"async": True}).json()["jobId"]
+        job_id = api.merge(three_pages, is_async=True).json()["jobId"]
         api.wait(job_id)
 
         response = api.post("/job/check", json={name: job_id})
@@ -119,7 +119,7 @@ class TestJobCheck:
         assert response.json()["status"] == "success"
 
     def test_check_by_get_and_form_post(self, api: Api, three_pages: list[str]) -> None:
-        job_id = api.merge(three_pages, **{"async": True}).json()["jobId"]
+        job_id = api.merge(three_pages, is_async=True).json()["jobId"]
         api.wait(job_id)
 
         by_get = api.get("/job/check", params={"jobid": job_id}).json()
@@ -140,7 +140,7 @@ class TestJobCheck:
         assert body["status"] == "unknown"
 
     def test_other_keys_job_is_unknown(self, api: Api, three_pages: list[str]) -> None:
-        job_id = api.merge(three_pages, **{"async": True}).json()["jobId"]
+        job_id = api.merge(three_pages, is_async=True).json()["jobId"]
         api.wait(job_id)
         other = Api(api.base_url, OTHER_KEY)
 
@@ -175,7 +175,7 @@ class TestFailedJobs:
     ) -> None:
         broken = api.upload(b"%PDF-1.7 this is not a pdf", "broken.pdf")
         before = sandbox.balance(KEY)
-        job_id = api.merge([three_pages[0], broken], **{"async": True}).json()["jobId"]
+        job_id = api.merge([three_pages[0], broken], is_async=True).json()["jobId"]
 
         final = api.wait(job_id)
 
@@ -189,7 +189,7 @@ class TestFailedJobs:
 
     def test_password_pdf_fails_with_441(self, api: Api) -> None:
         locked = api.upload(pdf_bytes(1, user_password="pw"), "locked.pdf")
-        job_id = api.merge([locked], **{"async": True}).json()["jobId"]
+        job_id = api.merge([locked], is_async=True).json()["jobId"]
 
         final = api.wait(job_id)
 
