@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import mimetypes
+from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from pdfco_tasks.sandbox.core import SandboxCore
 from pdfco_tasks.sandbox.faults import DOWNLOAD_FAULTS
@@ -84,11 +85,16 @@ class FileHandlers:
         assert stored is not None
         if not stored.readable(self.core.clock.now()):
             return no_such_key()
+        byte_range = parse_range(request.headers.get("range", ""), stored.size)
+        if byte_range is None:
+            return s3_error(
+                416, "InvalidRange", "The requested range is not satisfiable"
+            )
         fault = self.core.faults.draw(DOWNLOAD_FAULTS)
         if fault is not None:
             self.core.counters.add_fault(fault)
         self.core.counters.add("downloads")
-        return FileStream(stored, fault, self.core.config.slow_seconds)
+        return FileStream(stored, fault, self.core.config.slow_seconds, byte_range)
 
     def _authorize(
         self, request: Request, method: str
@@ -134,6 +140,52 @@ async def _write_stream(request: Request, part: Path, limit: int) -> int:
     return size
 
 
+@dataclass(frozen=True)
+class ByteRange:
+    """Part of a file to send.
+
+    Attributes:
+        start: Offset of the first byte.
+        length: Number of bytes.
+        partial: True for a 206 answer to a Range header.
+    """
+
+    start: int
+    length: int
+    partial: bool
+
+
+def parse_range(header: str, size: int) -> ByteRange | None:
+    """Return the byte range a `Range` header requests, as S3 reads it.
+
+    Args:
+        header: The header value; empty for a whole-file request.
+        size: File size in bytes.
+
+    Returns:
+        The range to send: the whole file for no header, a malformed header or
+        several ranges (S3 ignores those), or None when a single range starts
+        past the end of the file.
+    """
+    whole = ByteRange(0, size, partial=False)
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return whole
+    first_text, dash, last_text = spec.strip().partition("-")
+    if not dash or not (first_text + last_text).isdigit():
+        return whole
+    if not first_text:
+        suffix = int(last_text)
+        if suffix == 0:
+            return None
+        return ByteRange(max(size - suffix, 0), min(suffix, size), partial=True)
+    first = int(first_text)
+    last = int(last_text) if last_text else size - 1
+    if first >= size or last < first:
+        return None
+    return ByteRange(first, min(last, size - 1) - first + 1, partial=True)
+
+
 class FileStream:
     """ASGI response that streams a file, or breaks off as an injected fault requests.
 
@@ -141,13 +193,21 @@ class FileStream:
         stored: The file.
         fault: `reset`, `slow`, `truncate` or None.
         slow_seconds: Delay of the `slow` fault.
+        byte_range: Part of the file to send.
     """
 
-    def __init__(self, stored: StoredObject, fault: str | None, slow_seconds: float):
+    def __init__(
+        self,
+        stored: StoredObject,
+        fault: str | None,
+        slow_seconds: float,
+        byte_range: ByteRange,
+    ) -> None:
         self.path = stored.path
         self.size = stored.size
         self.fault = fault
         self.slow_seconds = slow_seconds
+        self.range = byte_range
         guessed = mimetypes.guess_type(stored.name)[0]
         self.media_type = guessed or "application/octet-stream"
 
@@ -158,24 +218,35 @@ class FileStream:
             return
         if self.fault == "slow":
             await asyncio.sleep(self.slow_seconds)
-        headers = [
-            (b"content-length", str(self.size).encode()),
-            (b"content-type", self.media_type.encode()),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send(self._start_message())
         if scope["method"] == "HEAD":
             await send({"type": "http.response.body", "body": b""})
             return
-        limit = self.size // 2 if self.fault == "truncate" else self.size
+        length = self.range.length
+        limit = length // 2 if self.fault == "truncate" else length
         await self._send_body(send, transport, limit)
         if self.fault == "truncate":
             await reset_connection(scope)
             return
         await send({"type": "http.response.body", "body": b""})
 
+    def _start_message(self) -> Message:
+        headers = [
+            (b"content-length", str(self.range.length).encode()),
+            (b"content-type", self.media_type.encode()),
+            (b"accept-ranges", b"bytes"),
+        ]
+        if self.range.partial:
+            end = self.range.start + self.range.length - 1
+            content_range = f"bytes {self.range.start}-{end}/{self.size}"
+            headers.append((b"content-range", content_range.encode()))
+        status = 206 if self.range.partial else 200
+        return {"type": "http.response.start", "status": status, "headers": headers}
+
     async def _send_body(self, send: Send, transport: object, limit: int) -> None:
         sent = 0
         with self.path.open("rb") as file:
+            file.seek(self.range.start)
             while sent < limit:
                 if transport is not None and transport.is_closing():  # type: ignore[attr-defined]
                     return

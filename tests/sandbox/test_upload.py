@@ -202,6 +202,45 @@ class TestGet:
         assert response.status_code == 403
         assert "<Code>AccessDenied</Code>" in response.text
 
+    @pytest.mark.parametrize(
+        ("header", "body", "content_range"),
+        [
+            ("bytes=2-5", b"2345", "bytes 2-5/10"),
+            ("bytes=7-", b"789", "bytes 7-9/10"),
+            ("bytes=-3", b"789", "bytes 7-9/10"),
+            ("bytes=8-100", b"89", "bytes 8-9/10"),
+        ],
+    )
+    def test_range_request_partial(
+        self, api: Api, header: str, body: bytes, content_range: str
+    ) -> None:
+        url = api.upload(b"0123456789", "r.bin")
+
+        response = requests.get(url, headers={"range": header}, timeout=30)
+
+        assert response.status_code == 206
+        assert response.content == body
+        assert response.headers["content-range"] == content_range
+        assert response.headers["content-length"] == str(len(body))
+
+    @pytest.mark.parametrize("header", ["bytes=0-1,4-5", "lines=1-2", "bytes=x-"])
+    def test_unsupported_range_sends_whole_file(self, api: Api, header: str) -> None:
+        url = api.upload(b"0123456789", "w.bin")
+
+        response = requests.get(url, headers={"range": header}, timeout=30)
+
+        assert response.status_code == 200
+        assert response.content == b"0123456789"
+        assert response.headers["accept-ranges"] == "bytes"
+
+    def test_range_past_end_416(self, api: Api) -> None:
+        url = api.upload(b"0123456789", "e.bin")
+
+        response = requests.get(url, headers={"range": "bytes=10-"}, timeout=30)
+
+        assert response.status_code == 416
+        assert "<Code>InvalidRange</Code>" in response.text
+
     def test_head_reports_length(self, api: Api) -> None:
         url = api.upload(b"12345", "h.bin")
 
