@@ -311,13 +311,18 @@ def _merge_in_chunks(
         max(len(chunk) for chunk in chunks),
     )
     try:
-        results = merge_chunk.map(
+        futures = merge_chunk.map(
             chunks,
             unmapped(block),
             [str(part) for part in parts],
             list(range(1, len(chunks) + 1)),
             unmapped(bookmarks),
-        ).result()
+        )
+        # result() raises at the first failed chunk while others still run;
+        # waiting first keeps a late chunk from writing its part after the
+        # cleanup below.
+        futures.wait()
+        results = futures.result()
         staging = _staging_path(target)
         join_pdfs(parts, staging)
         report = validate_result(
