@@ -376,7 +376,10 @@ def download_result(
     publish(ProgressEvent("download", job.job_id))
     with open_client(credentials) as client:
         path = client.download(
-            status.url or job.result_url, Path(target), job_id=job.job_id
+            status.url or job.result_url,
+            Path(target),
+            job_id=job.job_id,
+            expires_at=job.expires_at,
         )
     size = path.stat().st_size
     publish(ProgressEvent("download", job.job_id, size, size, finished=True))
