@@ -1,6 +1,6 @@
 """The budget guard and expired result links, end to end through `merge_documents`.
 
-Expiry is reached without waiting: a progress listener moves the sandbox clock
+Expiry is reached without waiting. A progress listener moves the sandbox clock
 past the result's lifetime when the poll stage ends, so the link is dead by
 the time the download task runs.
 """
