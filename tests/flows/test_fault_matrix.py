@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -374,3 +374,59 @@ class TestChunkedMerge:
         assert counters["jobs"] == {"failed": 2, "success": 1}
         assert counters["merge_submissions_total"] == 3
         assert listing(output.parent) == []
+
+
+class TestRerunAfterFault:
+    def test_download_failure_rerun_resumes_job(
+        self,
+        sandbox: Sandbox,
+        credentials: PdfcoCredentials,
+        inputs: list[str],
+        output: Path,
+    ) -> None:
+        inject(sandbox, "truncate:1.0")
+        with pytest.raises(DownloadError) as caught:
+            merge_documents(inputs, str(output), credentials=credentials)
+        sandbox.set_faults("")
+
+        result = merge_documents(inputs, str(output), credentials=credentials)
+
+        assert result["resumed"] is True
+        assert result["job_id"] == caught.value.context["job_id"]
+        assert result["page_count"] == EXPECTED_PAGES
+        assert sandbox.counters()["merge_submissions_total"] == 1
+        assert listing(output.parent) == [OUTPUT_NAME]
+
+
+class TestRateLimitedBursts:
+    def test_real_429s_recover_without_duplicates(
+        self,
+        pdfco_sandbox_factory: Callable[..., Sandbox],
+        state_dir: Path,
+        inputs: list[str],
+        output: Path,
+    ) -> None:
+        # Three chunk merges upload, submit and poll at once, well above the
+        # sandbox's token bucket of two requests per second.
+        limited = pdfco_sandbox_factory(api_keys=(API_KEY,), rate_limit=2.0)
+        third = make_pdf(Path(inputs[0]).parent, "third.pdf", 1)
+        credentials = PdfcoCredentials(
+            api_key=SecretStr(API_KEY),
+            base_url=limited.base_url,
+            retry_attempts=RETRY_ATTEMPTS,
+            retry_base_delay=0.2,
+        )
+
+        result = merge_documents(
+            [*inputs, str(third)], str(output), credentials=credentials, chunk_size=1
+        )
+
+        counters = limited.counters()
+        rate_limited = sum(
+            statuses.get("429", 0) for statuses in counters["requests"].values()
+        )
+        assert rate_limited >= 1
+        assert counters["faults"] == {}
+        assert result["page_count"] == EXPECTED_PAGES + 1
+        assert counters["merge_submissions_total"] == 3
+        assert listing(output.parent) == [OUTPUT_NAME]
