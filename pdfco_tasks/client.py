@@ -998,7 +998,9 @@ def _copy_body(
             size += len(chunk)
             if len(head) < 5:
                 head = (head + chunk)[:5]
-            tail = (tail + chunk)[-_EOF_WINDOW:]
+            # Slice before joining: joining whole chunks copied every byte once
+            # more, 0.66 s of a 2.2 s 1 GiB download (bench/p3_large_download.py).
+            tail = (tail + chunk[-_EOF_WINDOW:])[-_EOF_WINDOW:]
     except _TRANSPORT_ERRORS as exc:
         total = "" if expected is None else f" of {expected}"
         raise DownloadError(
