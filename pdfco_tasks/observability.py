@@ -32,7 +32,9 @@ __all__ = [
     "JobProgress",
     "artifact_key",
     "emit_merge_event",
+    "publish_markdown",
     "publish_merge_artifacts",
+    "publish_table",
 ]
 
 EVENT_SUBMITTED = "pdfco.merge.submitted"
@@ -86,6 +88,18 @@ def publish_merge_artifacts(
             description=f"Output pages of each input of {output_name}",
         )
 
+
+
+def publish_table(table: list[dict[str, Any]], key: str, description: str) -> None:
+    """Create a keyed table artifact; a failure is logged, never raised."""
+    with _never_fail(f"create the {key} table artifact"):
+        create_table_artifact(table=table, key=key, description=description)
+
+
+def publish_markdown(markdown: str, key: str, description: str) -> None:
+    """Create a keyed markdown artifact; a failure is logged, never raised."""
+    with _never_fail(f"create the {key} markdown artifact"):
+        create_markdown_artifact(markdown=markdown, key=key, description=description)
 
 def _summary_markdown(result: MergeResult, inputs: Sequence[InputSpec]) -> str:
     remaining = (
