@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
@@ -20,8 +20,8 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.events import emit_event
-from prefect.logging import get_run_logger
 from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
 
 from pdfco_tasks.models import InputSpec, MergeResult
 
@@ -53,7 +53,7 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
 def _never_fail(what: str) -> Iterator[None]:
     try:
         yield
-    except Exception as exc:  # noqa: BLE001 - publishing must never fail a run
+    except Exception as exc:  # publishing must never fail a run
         _logger().warning("Could not %s: %s: %s", what, type(exc).__name__, exc)
 
 
@@ -89,7 +89,6 @@ def publish_merge_artifacts(
         )
 
 
-
 def publish_table(table: list[dict[str, Any]], key: str, description: str) -> None:
     """Create a keyed table artifact; a failure is logged, never raised."""
     with _never_fail(f"create the {key} table artifact"):
@@ -100,6 +99,7 @@ def publish_markdown(markdown: str, key: str, description: str) -> None:
     """Create a keyed markdown artifact; a failure is logged, never raised."""
     with _never_fail(f"create the {key} markdown artifact"):
         create_markdown_artifact(markdown=markdown, key=key, description=description)
+
 
 def _summary_markdown(result: MergeResult, inputs: Sequence[InputSpec]) -> str:
     remaining = (
@@ -116,10 +116,12 @@ def _summary_markdown(result: MergeResult, inputs: Sequence[InputSpec]) -> str:
         "| # | Input | Kind | Pages | Output pages |",
         "|---|---|---|---|---|",
     ]
-    for index, (spec, span) in enumerate(zip(inputs, result.spans), start=1):
+    for index, (spec, span) in enumerate(
+        zip(inputs, result.spans, strict=True), start=1
+    ):
         lines.append(
             f"| {index} | {_display_name(spec.source)} | {spec.kind} | {span.pages} "
-            f"| {span.first_page}–{span.last_page} |"
+            f"| {span.first_page}-{span.last_page} |"
         )
     return "\n".join(lines)
 
@@ -135,7 +137,7 @@ def _span_rows(
             "first_page": span.first_page,
             "last_page": span.last_page,
         }
-        for spec, span in zip(inputs, result.spans)
+        for spec, span in zip(inputs, result.spans, strict=True)
     ]
 
 
@@ -149,11 +151,15 @@ def emit_merge_event(
 ) -> None:
     """Emit a merge event whose resource id carries the PDF.co job id.
 
+    Without a job id, the resource id is `pdfco.output.<output name>`.
+
     Automations can match `pdfco.merge.failed`, or read `remaining_credits`
     from the payload of `pdfco.merge.completed` to alert on a low balance.
     """
+    # A merge that failed before PDF.co accepted a job is identified by its output.
+    resource_id = f"pdfco.job.{job_id}" if job_id else f"pdfco.output.{output_name}"
     resource = {
-        "prefect.resource.id": f"pdfco.job.{job_id or 'none'}",
+        "prefect.resource.id": resource_id,
         "prefect.resource.name": output_name,
     }
     with _never_fail(f"emit the {event} event"):
@@ -194,5 +200,9 @@ class JobProgress:
 
 
 def _create_progress(progress: float, description: str) -> UUID:
-    create: Callable[..., UUID] = create_progress_artifact
-    return create(progress=progress, description=description)
+    # The call runs inside a sync task, where Prefect returns the UUID itself
+    # rather than a coroutine.
+    artifact_id = create_progress_artifact(progress=progress, description=description)
+    if not isinstance(artifact_id, UUID):
+        raise TypeError(f"expected a UUID from Prefect, got {type(artifact_id)!r}")
+    return artifact_id
