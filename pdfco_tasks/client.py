@@ -342,7 +342,8 @@ class PdfcoClient:
         """Upload a local file through a presigned URL, or reuse an earlier upload.
 
         The file is streamed from disk. With a job store, an upload of the same
-        content to the same account is reused while PDF.co still keeps it.
+        content to the same account is reused while PDF.co still serves it,
+        which a one-byte GET of the stored file URL checks first.
 
         Args:
             path: The file to upload.
@@ -363,9 +364,16 @@ class PdfcoClient:
         now = self._clock()
 
         reused = self._find_upload(digest, now)
-        if reused is not None:
+        if reused is not None and self._upload_exists(reused.url):
             logger.info("reused upload of %s from %s", path, _iso(reused.uploaded_at))
             return replace(reused, source=str(path), credits=0)
+        if reused is not None and self._store is not None:
+            logger.info(
+                "upload of %s from %s is gone from PDF.co; uploading it again",
+                path,
+                _iso(reused.uploaded_at),
+            )
+            self._store.forget_upload(reused.url)
 
         presigned = self._api_call(
             "GET",
@@ -793,6 +801,29 @@ class PdfcoClient:
         if log:
             _log_call(method, url, response.status_code, started)
         return response
+
+    def _upload_exists(self, url: str) -> bool:
+        """Tell whether the file storage still serves an upload, reading one byte.
+
+        The job store expects PDF.co to keep an upload for an hour on the local
+        clock, but a skewed clock or an explicit delete removes it sooner, and
+        a merge of a deleted input fails on PDF.co after it was paid for.
+        """
+        endpoint = f"GET {redact_url(url)}"
+        timeout = (self._settings.connect_timeout, self._settings.read_timeout)
+        headers = {"Range": "bytes=0-0", "User-Agent": _USER_AGENT}
+
+        def attempt() -> bool:
+            response = self._send(
+                "GET", url, headers=headers, timeout=timeout, stream=True
+            )
+            with contextlib.closing(response):
+                if response.status_code in (403, 404):
+                    return False
+                raise_for_response(response, endpoint, expect_json=False)
+                return True
+
+        return self._with_retries(attempt, describe=endpoint)
 
     def _put_file(self, url: str, path: Path, content_type: str) -> None:
         endpoint = f"PUT {redact_url(url)}"

@@ -28,6 +28,7 @@ API_KEY = "budget-key"
 PRESIGNED_URL_COST = 7
 EXPIRATION_MINUTES = 1
 PAST_EXPIRY_SECONDS = 2 * 60 * EXPIRATION_MINUTES
+UPLOAD_LIFETIME_SECONDS = 3600
 
 SandboxFactory = Callable[..., Sandbox]
 
@@ -143,7 +144,7 @@ class TestExpiredResult:
         assert result["page_count"] == 5
         assert len(PdfReader(output).pages) == 5
         assert counters["merge_submissions_total"] == 2
-        assert counters["requests"]["GET file"] == {"403": 1, "200": 1}
+        assert counters["requests"]["GET file"] == {"403": 1, "200": 1, "206": 2}
         assert counters["puts"] == 2
         assert listing(output.parent) == ["merged.pdf"]
         assert (
@@ -177,3 +178,33 @@ class TestExpiredResult:
         assert caught.value.context["job_id"] == expired[1]
         assert sandbox.counters()["merge_submissions_total"] == 2
         assert listing(output.parent) == []
+
+
+class TestDeletedUploads:
+    def test_rerun_an_hour_later_uploads_again(
+        self,
+        pdfco_sandbox_factory: SandboxFactory,
+        inputs: list[str],
+        output: Path,
+        state_dir: Path,
+    ) -> None:
+        sandbox = pdfco_sandbox_factory(api_keys=(API_KEY,))
+        credentials = credentials_for(sandbox)
+        first = merge_documents(inputs, str(output), credentials=credentials)
+        # PDF.co deletes uploads and results after an hour of its own clock,
+        # which here runs ahead of the client's: the job store still lists both.
+        sandbox.clock.advance(UPLOAD_LIFETIME_SECONDS + 100)
+
+        second = merge_documents(
+            inputs, str(output), credentials=credentials, overwrite=True
+        )
+
+        counters = sandbox.counters()
+        assert second["job_id"] != first["job_id"]
+        assert second["resumed"] is False
+        assert second["page_count"] == 5
+        assert len(PdfReader(output).pages) == 5
+        assert counters["puts"] == 4
+        assert counters["merge_submissions_total"] == 2
+        assert counters["jobs"] == {"success": 2}
+        assert listing(output.parent) == ["merged.pdf"]

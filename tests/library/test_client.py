@@ -1011,6 +1011,35 @@ class TestJobStore:
         assert sandbox.counters()["presigned_urls"] == 1
         assert f"reused upload of {pdfs[0]}" in caplog.text
 
+    def test_deleted_upload_uploaded_again(
+        self,
+        sandbox: Sandbox,
+        pdfs: list[Path],
+        tmp_path: Path,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        settings = make_settings(sandbox.base_url, sandbox.api_key)
+        store = JobStore(tmp_path / "jobs.json")
+        with (
+            caplog.at_level(logging.INFO, logger="pdfco_tasks"),
+            PdfcoClient(settings, job_store=store) as client,
+        ):
+            first = client.upload_file(pdfs[0])
+            # PDF.co deletes uploads after an hour of its own clock, which
+            # here runs ahead of the client's.
+            sandbox.clock.advance(3700)
+            second = client.upload_file(pdfs[0])
+            third = client.upload_file(pdfs[0])
+
+        assert second.url != first.url
+        assert second.credits == 7
+        assert third.url == second.url
+        assert third.credits == 0
+        assert sandbox.counters()["puts"] == 2
+        assert requests_seen(sandbox, "GET file") == {"403": 1, "206": 1}
+        assert f"upload of {pdfs[0]}" in caplog.text
+        assert "is gone from PDF.co; uploading it again" in caplog.text
+
     def test_uploads_not_shared_between_accounts(
         self, pdfco_sandbox_factory: SandboxFactory, pdfs: list[Path], tmp_path: Path
     ) -> None:
