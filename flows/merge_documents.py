@@ -21,6 +21,7 @@ from pdfco_tasks.observability import (
     publish_merge_artifacts,
 )
 from pdfco_tasks.tasks import (
+    check_budget,
     download_result,
     forget_job,
     inspect_inputs,
@@ -60,8 +61,8 @@ def _check_output(output: Path, overwrite: bool) -> None:
         )
     if output.exists() and not overwrite:
         raise PreflightError(
-            f"Output {output} already exists; pass overwrite=True (--overwrite) "
-            "or choose another path.",
+            f"Output {output} already exists; allow overwriting it (overwrite=True, "
+            "or --overwrite on the command line) or choose another path.",
             problems=[(str(output), "exists")],
         )
     if output.is_dir():
@@ -70,6 +71,29 @@ def _check_output(output: Path, overwrite: bool) -> None:
             problems=[(str(output), "is a directory")],
         )
     output.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _leftover_patterns(output: Path) -> list[str]:
+    """Name patterns of files that an interrupted merge into `output` leaves."""
+    chunk = f".{output.stem}.part-[0-9][0-9][0-9].pdf"
+    return [
+        f".{output.name}.download",
+        f"..{output.name}.download.*.part",
+        chunk,
+        f".{chunk}.download*",
+    ]
+
+
+def _remove_leftovers(output: Path) -> None:
+    """Delete temporary files of an earlier merge into `output` that was killed.
+
+    Downloads and chunk results are written under hidden names beside the
+    output and renamed or removed when the run ends, unless the process dies.
+    """
+    for pattern in _leftover_patterns(output):
+        for path in output.parent.glob(pattern):
+            get_run_logger().info("Removing %s, left by an interrupted merge", path)
+            path.unlink(missing_ok=True)
 
 
 def _staging_path(output: Path) -> Path:
@@ -131,10 +155,13 @@ def merge_documents(
     target = Path(output).expanduser().resolve()
     block = resolve_credentials(credentials)
     _check_output(target, overwrite)
+    _remove_leftovers(target)
 
     job: MergeJob | None = None
     try:
         specs = inspect_inputs(sources)
+        if block.min_remaining_credits is not None:
+            check_budget(block)
         chunks = plan_chunks(specs, max_inputs=chunk_size)
         if len(chunks) > 1:
             result = _merge_in_chunks(chunks, block, target, bookmarks, started)

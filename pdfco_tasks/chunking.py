@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pypdf import PdfReader, PdfWriter
 
+from pdfco_tasks._files import give_default_mode
 from pdfco_tasks.inspection import MAX_TOTAL_BYTES
 from pdfco_tasks.models import InputSpec
 
@@ -94,6 +95,7 @@ def join_pdfs(parts: Sequence[Path], target: Path) -> int:
     try:
         with os.fdopen(handle, "wb") as file:
             writer.write(file)
+        give_default_mode(Path(temporary))
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -40,12 +40,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 import urllib3.exceptions
 
 from pdfco_tasks import __version__
+from pdfco_tasks._files import give_default_mode
 from pdfco_tasks.exceptions import (
     ApiError,
     AuthenticationError,
@@ -364,6 +365,10 @@ class PdfcoClient:
         now = self._clock()
 
         reused = self._find_upload(digest, now)
+        if reused is not None and _url_file_name(reused.url) != path.name:
+            # PDF.co names bookmarks after the uploaded file, so an upload of
+            # the same bytes under another name would mislabel this input.
+            reused = None
         if reused is not None and self._upload_exists(reused.url):
             logger.info("reused upload of %s from %s", path, _iso(reused.uploaded_at))
             return replace(reused, source=str(path), credits=0)
@@ -444,7 +449,7 @@ class PdfcoClient:
             else expiration_minutes
         )
         sources = _merge_sources(urls, labels, name, minutes)
-        self._check_budget()
+        self.check_budget()
 
         payload = {
             "url": ",".join(urls),
@@ -907,7 +912,12 @@ class PdfcoClient:
             message += f" The last check failed: {last_error.message}"
         return JobTimeoutError(message, job_id=job.job_id, waited=waited)
 
-    def _check_budget(self) -> None:
+    def check_budget(self) -> None:
+        """Raise BudgetExceededError when the balance is below the configured minimum.
+
+        Does nothing when `min_remaining_credits` is not set. Reads the balance
+        from PDF.co unless an earlier response of this client reported it.
+        """
         minimum = self._settings.min_remaining_credits
         if minimum is None:
             return
@@ -990,6 +1000,10 @@ def _log_call(
         )
 
 
+def _url_file_name(url: str) -> str:
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+
+
 def _stream_to_target(
     response: requests.Response, target: Path, url: str, job_id: str | None
 ) -> int:
@@ -1005,6 +1019,7 @@ def _stream_to_target(
             _verify_pdf(size, expected, head, tail, url, job_id)
             handle.flush()
             os.fsync(handle.fileno())
+        give_default_mode(temporary)
         os.replace(temporary, target)
     except BaseException:
         if temporary is not None:

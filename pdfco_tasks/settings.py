@@ -94,7 +94,8 @@ class PdfcoSettings:
     def __post_init__(self) -> None:
         if not self.api_key:
             raise ConfigurationError(
-                "No PDF.co API key: set PDFCO_API_KEY or pass api_key."
+                "No PDF.co API key: set the PDFCO_API_KEY environment variable or "
+                "the api_key field of a PdfcoCredentials block."
             )
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigurationError(
@@ -106,6 +107,11 @@ class PdfcoSettings:
                 f"not {self.requests_per_second!r}."
             )
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        if not self.base_url.endswith("/v1"):
+            raise ConfigurationError(
+                "base_url must be the API root ending in /v1, such as "
+                f"{DEFAULT_BASE_URL}, not {self.base_url!r}."
+            )
 
     @classmethod
     def from_env(

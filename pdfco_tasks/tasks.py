@@ -36,6 +36,7 @@ from pdfco_tasks.validation import ValidationReport, keep_rejected, validate_mer
 __all__ = [
     "API_TAG",
     "RATE_LIMIT_NAME",
+    "check_budget",
     "download_result",
     "forget_job",
     "inspect_inputs",
@@ -117,6 +118,35 @@ def inspect_inputs(
         for note in spec.notes:
             logger.warning("%s: %s", _base_name(spec.source), note)
     return specs
+
+
+@task(name="pdfco-check-budget", cache_policy=NO_CACHE, tags=[API_TAG])
+def check_budget(credentials: PdfcoCredentials) -> None:
+    """Stop before uploading when the balance is below the block's minimum.
+
+    Uploads cost credits too, so the flow checks the budget before them and
+    the client checks it again before submitting.
+
+    Args:
+        credentials: PDF.co credentials with `min_remaining_credits` set.
+
+    Raises:
+        BudgetExceededError: With the balance and the minimum.
+
+    Example:
+        ```python
+        from prefect import flow
+        from pdfco_tasks import PdfcoCredentials
+        from pdfco_tasks.tasks import check_budget
+
+        @flow
+        def guarded():
+            check_budget(PdfcoCredentials.load("BLOCK_NAME"))
+        ```
+    """
+    with open_client(credentials) as client:
+        client.check_budget()
+    get_run_logger().info("PDF.co balance is above the configured minimum")
 
 
 @task(

@@ -88,7 +88,7 @@ class TestBudgetGuard:
     ) -> None:
         sandbox = pdfco_sandbox_factory(api_keys=(API_KEY,), credits=100)
         credentials = credentials_for(sandbox, min_remaining_credits=500)
-        balance = 100 - 2 * PRESIGNED_URL_COST
+        balance = 100
 
         with pytest.raises(
             BudgetExceededError,
@@ -101,6 +101,7 @@ class TestBudgetGuard:
         counters = sandbox.counters()
         assert caught.value.context == {"remaining_credits": balance, "minimum": 500}
         assert counters["merge_submissions_total"] == 0
+        assert counters["presigned_urls"] == 0
         assert counters["requests"]["GET /v1/account/credit/balance"] == {"200": 1}
         assert sandbox.balance() == balance
         assert listing(output.parent) == []

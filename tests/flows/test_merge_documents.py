@@ -88,7 +88,9 @@ class TestMergeDocuments:
         output.write_bytes(b"keep me")
         before = merge_submissions(sandbox)
 
-        with pytest.raises(PreflightError, match="already exists; pass overwrite=True"):
+        with pytest.raises(
+            PreflightError, match="already exists; allow overwriting it"
+        ):
             merge_documents([str(source)], str(output), credentials=credentials)
 
         assert output.read_bytes() == b"keep me"
@@ -264,3 +266,26 @@ class TestChunkedMerge:
         assert (
             sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
         )
+
+
+def test_leftovers_of_killed_run_removed(
+    tmp_path: Path, credentials: PdfcoCredentials
+) -> None:
+    source = make_pdf(tmp_path, "a.pdf", 2)
+    output = tmp_path / "merged.pdf"
+    leftovers = [
+        tmp_path / ".merged.pdf.download",
+        tmp_path / "..merged.pdf.download.abc123.part",
+        tmp_path / ".merged.part-002.pdf",
+        tmp_path / "..merged.part-002.pdf.download.xyz.part",
+    ]
+    for path in leftovers:
+        path.write_bytes(b"partial")
+    unrelated = tmp_path / ".notes.txt"
+    unrelated.write_text("keep")
+
+    merge_documents([str(source)], str(output), credentials=credentials)
+
+    assert [path for path in leftovers if path.exists()] == []
+    assert unrelated.read_text() == "keep"
+    assert len(PdfReader(output).pages) == 2
