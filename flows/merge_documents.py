@@ -296,6 +296,7 @@ def _finish(
         remaining_credits=remaining,
         durations={k: round(v, 3) for k, v in outcome.durations.items()},
         resumed=outcome.job.resumed,
+        notes=report.notes,
     )
 
 
@@ -372,6 +373,7 @@ def _merge_in_chunks(
         ),
         durations={"total": round(time.monotonic() - started, 3)},
         resumed=all(result.resumed for result in results),
+        notes=report.notes,
     )
 
 

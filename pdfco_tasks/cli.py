@@ -82,7 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from rich.console import Console
 
-    console = Console(stderr=True)
+    # soft_wrap keeps each message on one line in logs and pipes, where rich
+    # would otherwise wrap at 80 columns.
+    console = Console(stderr=True, soft_wrap=True)
     try:
         return _run(args, console)
     except KeyboardInterrupt:
@@ -117,7 +119,8 @@ def _run(args: argparse.Namespace, console: Any) -> int:
             credentials = stack.enter_context(_credentials(args))
             from flows.merge_documents import merge_documents
 
-            with MergeProgress(console) as progress:
+            progress = MergeProgress(console) if console.is_terminal else _NoProgress()
+            with progress:
                 result = merge_documents(
                     sources=list(args.sources),
                     output=args.output,
@@ -127,17 +130,34 @@ def _run(args: argparse.Namespace, console: Any) -> int:
                     create_artifacts=True,
                 )
         except (PreflightError, ConfigurationError) as exc:
-            console.print(f"[red]pdfco-merge: {exc.message}[/red]")
+            _print_error(console, exc.message)
             return EXIT_BAD_INPUT
         except ValidationError as exc:
-            console.print(f"[red]pdfco-merge: {exc.message}[/red]")
+            _print_error(console, exc.message)
             return EXIT_INVALID_RESULT
         except PdfcoError as exc:
-            console.print(f"[red]pdfco-merge: {exc.message}[/red]")
+            _print_error(console, exc.message)
             return EXIT_FAILED
 
     render_summary(result, console=None, elapsed=progress.elapsed)
     return EXIT_OK
+
+
+def _print_error(console: Any, message: str) -> None:
+    # File names may contain brackets, which rich would read as markup.
+    console.print(f"pdfco-merge: {message}", style="red", markup=False, highlight=False)
+
+
+class _NoProgress:
+    """Stands in for the progress bars when stderr is not a terminal."""
+
+    elapsed = 0.0
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
 
 
 @contextmanager

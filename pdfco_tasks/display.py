@@ -20,7 +20,7 @@ from rich.table import Table
 
 from pdfco_tasks.progress import ProgressEvent, subscribe
 
-__all__ = ["MergeProgress", "render_summary", "summary_table"]
+__all__ = ["MergeProgress", "render_summary", "summary_line", "summary_table"]
 
 _STAGE_LABELS = {
     "inspect": "Inspect",
@@ -106,16 +106,25 @@ def summary_table(result: Mapping[str, Any]) -> Table:
             str(index),
             _short(span["source"]),
             str(pages),
-            f"{span['first_page']}-{span['last_page']}",
+            _page_range(span["first_page"], span["last_page"]),
         )
-    remaining = result.get("remaining_credits")
-    table.caption = (
-        f"{result['page_count']} pages · job {result['job_id']}"
-        f"{' (resumed)' if result.get('resumed') else ''} · "
-        f"{result['credits_used']} credits used, "
-        f"{'unknown' if remaining is None else remaining} remaining"
-    )
+    table.caption = summary_line(result)
     return table
+
+
+def summary_line(result: Mapping[str, Any]) -> str:
+    """Describe pages, job and credits of a merge result in one line."""
+    remaining = result.get("remaining_credits")
+    resumed = " (resumed)" if result.get("resumed") else ""
+    balance = "unknown" if remaining is None else remaining
+    return (
+        f"{result['page_count']} pages · job {result['job_id']}{resumed} · "
+        f"{result['credits_used']} credits used, {balance} remaining"
+    )
+
+
+def _page_range(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}-{last}"
 
 
 def render_summary(
@@ -123,7 +132,16 @@ def render_summary(
 ) -> None:
     """Print the summary table, and the total time when given."""
     console = console or Console()
-    console.print(summary_table(result))
+    table = summary_table(result)
+    table.title = None
+    table.caption = None
+    console.print(
+        f"Merged into {result['output']}", markup=False, highlight=False, soft_wrap=True
+    )
+    console.print(table)
+    console.print(summary_line(result), markup=False, highlight=False, soft_wrap=True)
+    for note in result.get("notes") or ():
+        console.print(f"Note: {note}", style="yellow", markup=False, highlight=False)
     if elapsed:
         console.print(f"Done in {elapsed:.1f} s.")
 

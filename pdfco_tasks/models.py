@@ -185,6 +185,7 @@ class MergeResult:
         durations: Seconds spent per step (`upload`, `merge`, `download`,
             `validate`, `total`).
         resumed: Whether an earlier job was resumed instead of submitting.
+        notes: Warnings from validation, such as page spans that are estimates.
     """
 
     output: str
@@ -195,6 +196,7 @@ class MergeResult:
     remaining_credits: int | None
     durations: dict[str, float]
     resumed: bool = False
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)

@@ -466,8 +466,10 @@ def validate_result(
         kept = keep_rejected(Path(downloaded), Path(output))
         logger.error("Validation failed; the file was kept at %s", kept)
         context = {**exc.context, "kept_path": str(kept)}
+        # The message named the temporary download, which no longer exists.
+        message = exc.message.replace(f"PDF {downloaded} ", f"PDF for {output} ", 1)
         raise ValidationError(
-            f"{exc.message}\nThe rejected file was kept at {kept}.", **context
+            f"{message}\nThe rejected file was kept at {kept}.", **context
         ) from exc
 
     os.replace(downloaded, output)
