@@ -4,10 +4,71 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Sequence
 
 from pdfco_tasks.sandbox.faults import parse_faults
+
+MAX_PORT = 65535
+
+
+def port_number(text: str) -> int:
+    """Parse a TCP port for argparse; 0 lets the system pick a free port.
+
+    Raises:
+        argparse.ArgumentTypeError: For a non-integer or one outside 0-65535.
+    """
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"port must be an integer 0-{MAX_PORT}, not {text!r}"
+        ) from None
+    if not 0 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"port must be 0-{MAX_PORT}, not {port}")
+    return port
+
+
+def seconds(text: str) -> float:
+    """Parse a finite, non-negative number of seconds for argparse.
+
+    Raises:
+        argparse.ArgumentTypeError: For a non-number, NaN, infinity or a
+            negative value.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds, not {text!r}"
+        ) from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number of seconds >= 0, not {text!r}"
+        )
+    return value
+
+
+def requests_per_second(text: str) -> float:
+    """Parse a finite rate above zero for argparse.
+
+    Raises:
+        argparse.ArgumentTypeError: For a non-number, NaN, infinity or a
+            value <= 0.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of requests per second, not {text!r}"
+        ) from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number of requests per second > 0, not {text!r}; "
+            "omit --rate-limit to turn limiting off"
+        )
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=0,
         help="port to bind; 0 picks a free port (default: 0)",
     )
@@ -41,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--rate-limit",
-        type=float,
+        type=requests_per_second,
         default=None,
         metavar="RPS",
         help="requests per second per key; off when omitted",
@@ -55,14 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--job-latency",
-        type=float,
+        type=seconds,
         default=0.0,
         metavar="S",
         help="seconds an async job reports 'working' at least",
     )
     parser.add_argument(
         "--clock-offset",
-        type=float,
+        type=seconds,
         default=0.0,
         metavar="S",
         help="seconds the sandbox clock runs ahead of real time",
@@ -75,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--sync-budget",
-        type=float,
+        type=seconds,
         default=30.0,
         metavar="S",
         help="seconds a sync merge may take before 408 (default: 30)",
@@ -95,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--slow-seconds",
-        type=float,
+        type=seconds,
         default=2.0,
         metavar="S",
         help="delay of the 'slow' fault in seconds (default: 2)",
@@ -114,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--soffice-timeout",
-        type=float,
+        type=seconds,
         default=120.0,
         metavar="S",
         help="seconds before a LibreOffice conversion is killed (default: 120)",

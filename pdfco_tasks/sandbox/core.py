@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -72,10 +73,21 @@ class SandboxConfig:
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, not {self.workers!r}")
         for name in ("job_latency", "sync_budget", "slow_seconds", "soffice_timeout"):
-            if getattr(self, name) < 0:
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
                 raise ValueError(
-                    f"{name} must be >= 0 seconds, not {getattr(self, name)!r}"
+                    f"{name} must be finite and >= 0 seconds, not {value!r}"
                 )
+        if not math.isfinite(self.clock_offset):
+            raise ValueError(
+                f"clock_offset must be a finite number of seconds, "
+                f"not {self.clock_offset!r}"
+            )
+        if self.rate_limit is not None and not math.isfinite(self.rate_limit):
+            raise ValueError(
+                f"rate_limit must be a finite number of requests/s, "
+                f"not {self.rate_limit!r}"
+            )
 
 
 class SandboxCore:

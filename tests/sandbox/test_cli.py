@@ -173,3 +173,52 @@ def test_vendor_sample_merges_pdf_and_docx(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert len(PdfReader(io.BytesIO(output.read_bytes())).pages) == 3 + 2
+
+
+class TestOptionValues:
+    """Bad option values exit 2 with an argparse message instead of a traceback."""
+
+    @pytest.mark.parametrize("port", ["-1", "65536", "99999"])
+    def test_port_out_of_range(self, port: str) -> None:
+        result = run_cli(f"--port={port}")
+
+        assert result.returncode == 2
+        assert f"argument --port: port must be 0-65535, not {port}" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_port_not_integer(self) -> None:
+        result = run_cli("--port", "http")
+
+        assert result.returncode == 2
+        assert "port must be an integer 0-65535, not 'http'" in result.stderr
+
+    @pytest.mark.parametrize(
+        "option", ["--clock-offset", "--job-latency", "--sync-budget"]
+    )
+    @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1"])
+    def test_seconds_must_be_finite(self, option: str, value: str) -> None:
+        result = run_cli(f"{option}={value}")
+
+        assert result.returncode == 2
+        expected = f"argument {option}: must be a finite number of seconds >= 0"
+        assert expected in result.stderr
+        assert f"not '{value}'" in result.stderr
+
+    @pytest.mark.parametrize("value", ["nan", "inf", "0", "-2"])
+    def test_rate_limit_must_be_finite(self, value: str) -> None:
+        result = run_cli(f"--rate-limit={value}")
+
+        assert result.returncode == 2
+        expected = "argument --rate-limit: must be a finite number of requests"
+        assert expected in result.stderr
+        assert "omit --rate-limit to turn limiting off" in result.stderr
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `pdfco-sandbox ARGS` to completion; bad options end it at once."""
+    return subprocess.run(
+        [*sandbox_command(), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

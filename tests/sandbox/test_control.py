@@ -196,3 +196,12 @@ class TestFixtures:
             Sandbox(api_keys=())
         with pytest.raises(ValueError, match="rate limit must be > 0"):
             Sandbox(rate_limit=0)
+
+    def test_non_finite_knobs_rejected(self) -> None:
+        nan = float("nan")
+        with pytest.raises(ValueError, match="job_latency must be finite and >= 0"):
+            Sandbox(job_latency=nan)
+        with pytest.raises(ValueError, match="clock_offset must be a finite number"):
+            Sandbox(clock_offset=float("inf"))
+        with pytest.raises(ValueError, match="rate_limit must be a finite number"):
+            Sandbox(rate_limit=nan)
