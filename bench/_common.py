@@ -33,6 +33,8 @@ import requests
 
 __all__ = [
     "API_KEY",
+    "DATABASE_ENV",
+    "SHARED_SERVER_ENV",
     "Children",
     "Row",
     "Sandbox",
@@ -44,13 +46,17 @@ __all__ = [
     "emit",
     "free_port",
     "limit_row",
+    "machine_info",
     "median",
     "prefect_server",
     "run_baseline",
+    "run_bounded",
     "speedup_row",
+    "start_prefect_server",
     "start_sandbox",
     "stop_on_sigterm",
     "throughput_row",
+    "timed",
 ]
 
 API_KEY = "bench-key"
@@ -59,6 +65,7 @@ REPO_DIR = BENCH_DIR.parent
 BASELINE_ENV = "PDFCO_BENCH_BASELINE"
 DEFAULT_BASELINE = Path("/work/shared/baseline/seed_style_merge.py")
 SHARED_SERVER_ENV = "PDFCO_BENCH_PREFECT_API_URL"
+DATABASE_ENV = "PDFCO_BENCH_PREFECT_DB"
 SANDBOX_START_TIMEOUT = 60.0
 PREFECT_START_TIMEOUT = 180.0
 STOP_TIMEOUT = 20.0
@@ -320,6 +327,11 @@ class Children:
 
     def __init__(self) -> None:
         self._processes: list[subprocess.Popen[Any]] = []
+        self._directories: list[Path] = []
+
+    def remove_on_close(self, directory: Path) -> None:
+        """Remove `directory` once every child has stopped."""
+        self._directories.append(directory)
 
     def start(
         self,
@@ -356,9 +368,11 @@ class Children:
             self._processes.remove(process)
 
     def close(self) -> None:
-        """Stop every child, the most recent first."""
+        """Stop every child, the most recent first, then remove directories."""
         for process in reversed(list(self._processes)):
             self.stop(process)
+        for directory in self._directories:
+            shutil.rmtree(directory, ignore_errors=True)
 
     def __enter__(self) -> Children:
         return self
@@ -520,15 +534,24 @@ def start_prefect_server(
 ) -> tuple[subprocess.Popen[Any], str, float]:
     """Start `prefect server start` and wait until it is healthy.
 
+    The server keeps its data in SQLite under its own PREFECT_HOME, or in a
+    new PostgreSQL database when `PDFCO_BENCH_PREFECT_DB` is `postgres`.
+
     Returns:
         The child, the API URL and the seconds from start to healthy.
     """
     port = free_port()
     home = workdir / "prefect-server-home"
     home.mkdir(parents=True, exist_ok=True)
-    log = (workdir / "prefect-server.log").open("w")
     env = child_env({"PREFECT_HOME": str(home)})
     env.pop("PREFECT_API_URL", None)
+    if os.environ.get(DATABASE_ENV, "sqlite") == "postgres":
+        from _postgres import start_postgres
+
+        database_url, data = start_postgres(children)
+        children.remove_on_close(data)
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+    log = (workdir / "prefect-server.log").open("w")
     args = [
         str(Path(sys.executable).with_name("prefect")),
         "server",
@@ -652,6 +675,7 @@ def machine_info() -> dict[str, str]:
         "uvicorn",
     ):
         info[package] = _package_version(package)
+    info["prefect database"] = os.environ.get(DATABASE_ENV, "sqlite")
     info["qpdf"] = _tool_version(["qpdf", "--version"])
     info["curl"] = _tool_version(["curl", "--version"])
     return info

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    DATABASE_ENV,
     SHARED_SERVER_ENV,
     Children,
     bench_dir,
@@ -66,8 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--baseline", type=Path, default=None, metavar="PATH", help="baseline script"
     )
+    parser.add_argument(
+        "--prefect-db",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="database of the Prefect servers started (default: sqlite); "
+        "postgres needs a local PostgreSQL installation",
+    )
     args = parser.parse_args(argv)
     stop_on_sigterm()
+    os.environ[DATABASE_ENV] = args.prefect_db
     selected = [name.strip().lower() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in selected if name not in BENCHMARKS]
     if unknown:
