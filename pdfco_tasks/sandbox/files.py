@@ -36,6 +36,13 @@ def s3_error(status: int, code: str, message: str) -> Response:
     return Response(body, status_code=status, media_type="application/xml")
 
 
+def internal_error() -> Response:
+    """Return the S3 500 for an unexpected failure inside the sandbox."""
+    return s3_error(
+        500, "InternalError", "We encountered an internal error. Please try again."
+    )
+
+
 def no_such_key() -> Response:
     """Return the S3 404 for a file that does not exist (yet)."""
     return s3_error(404, "NoSuchKey", "The specified key does not exist.")
@@ -52,6 +59,22 @@ class FileHandlers:
         self.core = core
 
     async def put(self, request: Request) -> Response:
+        """Store the request body; an unexpected error becomes an S3 500."""
+        try:
+            return await self._put(request)
+        except Exception:
+            logger.exception("internal error in PUT %s", request.scope["path"])
+            return internal_error()
+
+    async def get(self, request: Request) -> Response | FileStream:
+        """Stream a stored file; an unexpected error becomes an S3 500."""
+        try:
+            return await self._get(request)
+        except Exception:
+            logger.exception("internal error in GET %s", request.scope["path"])
+            return internal_error()
+
+    async def _put(self, request: Request) -> Response:
         """Store the request body, written to disk chunk by chunk."""
         stored, error = self._authorize(request, "PUT")
         if error is not None:
@@ -77,7 +100,7 @@ class FileHandlers:
         self.core.counters.add("puts")
         return Response(status_code=200)
 
-    async def get(self, request: Request) -> Response | FileStream:
+    async def _get(self, request: Request) -> Response | FileStream:
         """Stream a stored file with its Content-Length."""
         stored, error = self._authorize(request, "GET")
         if error is not None:

@@ -110,7 +110,10 @@ class UrlSigner:
         bound = params.get("X-Amz-SignedHeaders", "") == "content-type;host"
         signed_type = (content_type or "") if bound else ""
         expected = self._sign(method, path, date, lifetime, signed_type)
-        if not hmac.compare_digest(expected, signature):
+        # compare_digest raises TypeError for str with non-ASCII characters, so
+        # both sides are compared as UTF-8 bytes.
+        received = signature.encode("utf-8", "surrogatepass")
+        if not hmac.compare_digest(expected.encode(), received):
             return SignatureCheck(
                 False,
                 "SignatureDoesNotMatch",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -368,3 +369,35 @@ class TestOtherUploads:
         ).json()["url"]
 
         assert api.merge([first, second]).json()["pageCount"] == 3
+
+
+class TestFileRouteErrors:
+    """File routes answer with S3 XML errors, never a plain-text 500."""
+
+    @pytest.mark.parametrize("method", ["GET", "PUT"])
+    def test_non_ascii_signature_rejected(self, api: Api, method: str) -> None:
+        body = api.presign("accent.pdf")
+        url = body["presignedUrl"] if method == "PUT" else body["url"]
+        forged = re.sub(r"X-Amz-Signature=[0-9a-f]+", "X-Amz-Signature=%C3%A9", url)
+
+        response = requests.request(method, forged, data=b"x", timeout=30)
+
+        assert response.status_code == 403
+        assert response.headers["content-type"].startswith("application/xml")
+        assert "<Code>SignatureDoesNotMatch</Code>" in response.text
+
+    def test_put_internal_failure_s3_500(
+        self, pdfco_sandbox_factory: Callable[..., Sandbox]
+    ) -> None:
+        sandbox = pdfco_sandbox_factory()
+        api = Api(sandbox.base_url, sandbox.api_key)
+        body = api.presign("gone.pdf")
+        shutil.rmtree(sandbox.data_dir / "objects")
+
+        put = requests.put(body["presignedUrl"], data=b"x", timeout=30)
+
+        assert put.status_code == 500
+        assert put.headers["content-type"].startswith("application/xml")
+        assert "<Code>InternalError</Code>" in put.text
+        assert "Traceback" not in put.text
+        assert "FileNotFoundError" not in put.text
