@@ -15,6 +15,9 @@ from pdfco_tasks.sandbox.errors import ApiError
 MAX_BODY_BYTES = 4 * 1024 * 1024
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off", ""})
+_TOO_DEEP_MESSAGE = (
+    "{what} is nested too deeply for the JSON parser; send a shallower object"
+)
 
 
 async def read_params(request: Request) -> dict[str, Any]:
@@ -73,6 +76,8 @@ def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
 def _parse_json(body: bytes) -> dict[str, Any]:
     try:
         value = json.loads(body)
+    except RecursionError:
+        raise ApiError(400, _TOO_DEEP_MESSAGE.format(what="Request body")) from None
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ApiError(
             400,
@@ -190,6 +195,11 @@ def get_profiles(params: dict[str, Any]) -> dict[str, Any]:
         return value
     try:
         parsed = json.loads(str(value))
+    except RecursionError:
+        raise ApiError(
+            444,
+            "Profiles parsing error: " + _TOO_DEEP_MESSAGE.format(what="'profiles'"),
+        ) from None
     except json.JSONDecodeError:
         raise ApiError(
             444, "Profiles parsing error: 'profiles' must be a JSON object"

@@ -47,10 +47,19 @@ def is_loopback(host: str) -> bool:
 
 
 def label_of(url: str) -> str:
-    """Return a URL's file name (or host) without the query, safe for messages."""
-    parts = urlsplit(url)
+    """Return a URL's file name (or host) without the query, safe for messages.
+
+    For a URL that `urlsplit` rejects, such as one with an unclosed `[`, return
+    the last path segment of the text before any `?` or `#`.
+    """
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        path = url.split("?", 1)[0].split("#", 1)[0]
+        return unquote(posixpath.basename(path)) or "input"
     name = unquote(posixpath.basename(parts.path))
-    return name or parts.hostname or "input"
+    return name or hostname or "input"
 
 
 def parse_sources(text: str, own_port: int) -> list[Source]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 
@@ -122,6 +123,63 @@ class TestBadParameters:
 
         assert response.status_code == 444
         assert "Profiles parsing error" in response.json()["message"]
+
+    def test_profiles_nested_too_deep_444(self, api: Api, one_page: str) -> None:
+        deep = '{"a":' * 100_000 + "1" + "}" * 100_000
+
+        response = api.post("/pdf/merge2", data={"url": one_page, "profiles": deep})
+
+        assert response.status_code == 444
+        assert response.json()["status"] == 444
+        assert response.json()["message"] == (
+            "Profiles parsing error: 'profiles' is nested too deeply for the JSON "
+            "parser; send a shallower object"
+        )
+
+    def test_json_body_nested_too_deep_400(self, api: Api, one_page: str) -> None:
+        deep = '{"a":' * 100_000 + "1" + "}" * 100_000
+        body = '{"url": "' + one_page + '", "profiles": ' + deep + "}"
+
+        response = api.post(
+            "/pdf/merge2", data=body, headers={"content-type": "application/json"}
+        )
+
+        assert response.status_code == 400
+        assert response.json()["error"] is True
+        assert response.json()["message"] == (
+            "Request body is nested too deeply for the JSON parser; "
+            "send a shallower object"
+        )
+
+    @pytest.mark.parametrize("path", ["/pdf/merge2", "/pdf/info", "/file/delete"])
+    def test_unparsable_url_400(self, api: Api, path: str) -> None:
+        response = api.post(path, data={"url": "http://[::1/x.pdf"})
+
+        assert response.status_code == 400
+        assert response.json()["status"] == 400
+        assert response.json()["message"] == "Invalid input URL: 'x.pdf'"
+
+    def test_unparsable_url_label_hides_query(self, api: Api) -> None:
+        response = api.post(
+            "/pdf/merge2", data={"url": "http://[::1/in.pdf?X-Amz-Signature=secret"}
+        )
+
+        assert response.status_code == 400
+        assert response.json()["message"] == "Invalid input URL: 'in.pdf'"
+
+    def test_non_ascii_signature_input_400(self, api: Api, one_page: str) -> None:
+        forged = re.sub(
+            r"X-Amz-Signature=[0-9a-f]+", "X-Amz-Signature=%C3%A9", one_page
+        )
+
+        response = api.merge([forged])
+
+        assert response.status_code == 400
+        assert response.json()["message"] == (
+            "Cannot read input one.pdf: The request signature we calculated does "
+            "not match the signature you provided. Check your key and signing "
+            "method. (SignatureDoesNotMatch)"
+        )
 
     def test_unknown_endpoint_404(self, api: Api) -> None:
         response = api.get("/pdf/unknown")
