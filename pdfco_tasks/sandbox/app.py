@@ -442,11 +442,15 @@ class ControlHandlers:
         return JSONResponse({"reset": True})
 
     async def clock(self, request: Request) -> Response:
-        """Advance the clock by `{"advance": seconds}` and return the offset."""
+        """Advance the clock by `{"advance": seconds}` and return the offset.
+
+        Any other parameter, and an `advance` that is not a finite number of
+        seconds >= 0, gets a 400 and leaves the clock alone.
+        """
         if request.method == "POST":
             try:
                 params = await read_params(request)
-                self.core.clock.advance(float(params.get("advance", 0)))
+                self.core.clock.advance(_advance_seconds(params))
             except (ApiError, TypeError, ValueError) as exc:
                 return JSONResponse({"error": True, "message": str(exc)}, 400)
         return JSONResponse(
@@ -465,6 +469,24 @@ class ControlHandlers:
             except (ApiError, TypeError, ValueError) as exc:
                 return JSONResponse({"error": True, "message": str(exc)}, 400)
         return JSONResponse({"faults": self.core.faults.rates})
+
+
+def _advance_seconds(params: Params) -> float:
+    unknown = sorted(set(params) - {"advance"})
+    if unknown:
+        raise ValueError(
+            f'unknown clock parameter {unknown[0]!r}; send {{"advance": seconds}} '
+            "to move the clock forward"
+        )
+    value = params.get("advance", 0)
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"advance must be a number of seconds, not {value!r}"
+        ) from None
 
 
 def _profile_flag(profiles: dict[str, Any], name: str) -> bool:

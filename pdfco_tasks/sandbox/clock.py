@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from datetime import datetime, timezone
@@ -43,8 +44,10 @@ class Clock:
             The offset after the move.
 
         Raises:
-            ValueError: If `seconds` is negative.
+            ValueError: If `seconds` is negative, NaN or infinite.
         """
+        if not math.isfinite(seconds):
+            raise ValueError(f"seconds must be a finite number, not {seconds!r}")
         if seconds < 0:
             raise ValueError(f"seconds must be >= 0, not {seconds!r}")
         with self._lock:

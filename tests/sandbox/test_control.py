@@ -143,6 +143,51 @@ class TestClock:
         with pytest.raises(ValueError, match="seconds must be >= 0"):
             pdfco_sandbox.clock.advance(-5)
 
+    @pytest.mark.parametrize(
+        ("body", "message"),
+        [
+            pytest.param(
+                '{"advance": NaN}',
+                "seconds must be a finite number, not nan",
+                id="nan",
+            ),
+            pytest.param(
+                '{"advance": Infinity}',
+                "seconds must be a finite number, not inf",
+                id="inf",
+            ),
+            pytest.param(
+                '{"advance": "abc"}',
+                "advance must be a number of seconds, not 'abc'",
+                id="text",
+            ),
+            pytest.param(
+                '{"advance": true}',
+                "advance must be a number of seconds, not True",
+                id="bool",
+            ),
+            pytest.param(
+                '{"offset": "abc"}',
+                "unknown clock parameter 'offset'; send {\"advance\": seconds} "
+                "to move the clock forward",
+                id="offset",
+            ),
+        ],
+    )
+    def test_bad_advance_rejected(
+        self, pdfco_sandbox: Sandbox, body: str, message: str
+    ) -> None:
+        response = requests.post(
+            pdfco_sandbox.origin + "/__sandbox/clock",
+            data=body,
+            headers={"content-type": "application/json"},
+            timeout=30,
+        )
+
+        assert response.status_code == 400
+        assert response.json() == {"error": True, "message": message}
+        assert pdfco_sandbox.clock.offset == 0
+
     def test_clock_offset_knob(
         self, pdfco_sandbox_factory: Callable[..., Sandbox]
     ) -> None:
