@@ -9,6 +9,10 @@ Every read-modify-write holds an exclusive `fcntl` lock on a sibling `.lock`
 file, and every write replaces the JSON file atomically through a temporary
 file and `os.replace`, so threads and processes can share one store.
 
+A `jobs.json` that cannot be read or parsed is renamed to
+`jobs.json.corrupt-<UTC time>` with a warning, and the store starts empty. An
+unusable directory, lock file or write raises `ConfigurationError`.
+
 API keys are never written. Entries are scoped by the base URL and a SHA-256
 fingerprint of the key, so two accounts never share an entry. Upload entries
 contain the signed URLs of the uploaded files, so the file is created with
@@ -27,9 +31,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import fields
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pdfco_tasks.exceptions import ConfigurationError
 from pdfco_tasks.models import MergeJob, UploadedFile
 from pdfco_tasks.settings import PdfcoSettings, default_state_dir
 
@@ -135,7 +141,7 @@ class JobStore:
     Expired entries are removed whenever the store is written.
 
     Args:
-        path: The JSON file; its directory is created on first write.
+        path: The JSON file; its directory is created on first use.
         margin: Seconds before expiry at which entries are no longer returned.
         clock: Current time in epoch seconds, used to prune on write.
 
@@ -156,6 +162,26 @@ class JobStore:
         self._clock = clock
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._thread_lock = threading.Lock()
+
+    def check(self) -> None:
+        """Create the store's directory, take its lock once and probe a write.
+
+        Call it before spending credits, so an unusable store fails a run
+        before the first upload rather than after it.
+
+        Raises:
+            ConfigurationError: When the directory cannot be created, the lock
+                file cannot be opened or locked, or no file can be written
+                beside the store.
+        """
+        with self._locked():
+            try:
+                with tempfile.TemporaryFile(
+                    dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".probe"
+                ):
+                    pass
+            except OSError as exc:
+                raise self._unusable(exc) from exc
 
     def find_job(self, key: str, now: float) -> MergeJob | None:
         """Return the stored job of `key` while its result link stays valid.
@@ -263,45 +289,92 @@ class JobStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._thread_lock:
+            descriptor = self._acquire_lock()
+            try:
+                yield
+            finally:
+                if descriptor is not None:
+                    os.close(descriptor)
+
+    def _acquire_lock(self) -> int | None:
+        """Create the directory and lock the `.lock` file; return its descriptor."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             if fcntl is None:
                 # NOTE: Without fcntl (Windows) only the threads of one process
                 # are serialised; two processes may lose each other's writes.
-                yield
-                return
+                return None
             descriptor = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(descriptor)
+        except OSError as exc:
+            raise self._unusable(exc) from exc
+
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except OSError as exc:
+            os.close(descriptor)
+            raise self._unusable(exc) from exc
+        return descriptor
+
+    def _unusable(self, exc: OSError) -> ConfigurationError:
+        reason = exc.strerror or str(exc)
+        where = f" ({exc.filename})" if exc.filename else ""
+        return ConfigurationError(
+            f"Cannot use the job store {self.path}: {reason}{where}. Set "
+            "PDFCO_TASKS_HOME to a writable directory, or pass one as the "
+            "state_dir setting.",
+            path=str(self.path),
+        )
 
     def _read(self) -> dict[str, Any]:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return _empty()
+        except OSError as exc:
+            return self._set_aside(f"cannot be read: {exc.strerror or exc}")
 
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            logger.warning(
-                "job store %s is not valid JSON (%s); starting with an empty store",
-                self.path,
-                exc,
-            )
-            return _empty()
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return self._set_aside("is not UTF-8 text")
+        except (json.JSONDecodeError, RecursionError) as exc:
+            return self._set_aside(f"is not valid JSON: {exc}")
 
-        if not isinstance(data, dict) or data.get("version") != _FORMAT_VERSION:
-            logger.warning(
-                "job store %s has an unknown format; starting with an empty store",
-                self.path,
-            )
-            return _empty()
-        data.setdefault("jobs", {})
-        data.setdefault("uploads", {})
-        return data
+        problem = _shape_problem(data)
+        if problem:
+            return self._set_aside(problem)
+        document: dict[str, Any] = data
+        document.setdefault("jobs", {})
+        document.setdefault("uploads", {})
+        return document
+
+    def _set_aside(self, problem: str) -> dict[str, Any]:
+        """Rename a damaged store file so its entries are kept, and start empty.
+
+        Raises:
+            ConfigurationError: When the file cannot be renamed.
+        """
+        moment = datetime.fromtimestamp(self._clock(), tz=timezone.utc)
+        stamp = moment.strftime("%Y%m%dT%H%M%S.%fZ")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        try:
+            os.rename(self.path, target)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"The job store {self.path} {problem}, and renaming it to "
+                f"{target.name} failed: {exc.strerror or exc}. Move or delete "
+                "the file, or set PDFCO_TASKS_HOME to a writable directory.",
+                path=str(self.path),
+            ) from exc
+
+        logger.warning(
+            "job store %s %s; moved it to %s and started an empty store",
+            self.path,
+            problem,
+            target,
+        )
+        return _empty()
 
     def _write(self, data: dict[str, Any]) -> None:
         _prune(data, self._clock())
@@ -322,15 +395,29 @@ class JobStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, self.path)
-        except BaseException:
+        except BaseException as exc:
             if temporary is not None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(temporary)
+            if isinstance(exc, OSError):
+                raise self._unusable(exc) from exc
             raise
 
 
 def _empty() -> dict[str, Any]:
     return {"version": _FORMAT_VERSION, "jobs": {}, "uploads": {}}
+
+
+def _shape_problem(data: Any) -> str:
+    """Return what is wrong with the parsed store document, or ""."""
+    if not isinstance(data, dict):
+        return "is not a JSON object"
+    if data.get("version") != _FORMAT_VERSION:
+        return f"has format version {data.get('version')!r}, not {_FORMAT_VERSION}"
+    for section in ("jobs", "uploads"):
+        if not isinstance(data.get(section, {}), dict):
+            return f"has a '{section}' entry that is not an object"
+    return ""
 
 
 def _prune(data: dict[str, Any], now: float) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
+import os
 import stat
 import threading
 from pathlib import Path
 
 import pytest
 
+from pdfco_tasks.exceptions import ConfigurationError
 from pdfco_tasks.jobstore import (
     JobStore,
     default_store_path,
@@ -240,3 +243,173 @@ def _write_jobs(path: str, worker: int) -> None:
     store = JobStore(Path(path), clock=lambda: NOW)
     for index in range(15):
         store.save_job(f"p{worker}-{index}", make_job(f"P{worker}x{index}"))
+
+
+# 2023-11-14T22:13:20Z, the UTC time of NOW.
+CORRUPT_SUFFIX = ".corrupt-20231114T221320.000000Z"
+NOT_WRITABLE_BY_ROOT = pytest.mark.skipif(
+    os.geteuid() == 0, reason="root ignores directory permissions"
+)
+
+
+class TestDamagedFile:
+    """A damaged jobs.json is renamed aside with a warning, never silently lost."""
+
+    @pytest.mark.parametrize(
+        ("content", "problem"),
+        [
+            pytest.param(b"\xff\xfe\x00garbage\x80", "is not UTF-8 text", id="bytes"),
+            pytest.param(
+                b"{not json", "is not valid JSON: Expecting property name", id="text"
+            ),
+            pytest.param(b"[1, 2]", "is not a JSON object", id="array"),
+            pytest.param(
+                b'{"version": 99, "jobs": {}}',
+                "has format version 99, not 1",
+                id="version",
+            ),
+            pytest.param(
+                b'{"version": 1, "jobs": [], "uploads": {}}',
+                "has a 'jobs' entry that is not an object",
+                id="jobs-list",
+            ),
+            pytest.param(
+                b"[" * 100_000, "is not valid JSON: maximum recursion", id="deep"
+            ),
+        ],
+    )
+    def test_damaged_file_moved_aside(
+        self,
+        tmp_path: Path,
+        caplog: pytest.LogCaptureFixture,
+        content: bytes,
+        problem: str,
+    ) -> None:
+        path = tmp_path / "jobs.json"
+        path.write_bytes(content)
+        store = JobStore(path, clock=lambda: NOW)
+
+        with caplog.at_level(logging.WARNING, logger="pdfco_tasks"):
+            found = store.find_job("k", NOW)
+
+        aside = tmp_path / ("jobs.json" + CORRUPT_SUFFIX)
+        assert found is None
+        assert not path.exists()
+        assert aside.read_bytes() == content
+        assert len(caplog.records) == 1
+        message = caplog.records[0].getMessage()
+        assert caplog.records[0].levelno == logging.WARNING
+        assert message.startswith(f"job store {path} {problem}")
+        assert message.endswith(f"moved it to {aside} and started an empty store")
+
+    def test_store_usable_after_move(self, tmp_path: Path) -> None:
+        path = tmp_path / "jobs.json"
+        path.write_text("{not json")
+        store = JobStore(path, clock=lambda: NOW)
+
+        store.save_job("k", make_job())
+
+        assert store.find_job("k", NOW) == make_job()
+        assert (tmp_path / ("jobs.json" + CORRUPT_SUFFIX)).read_text() == "{not json"
+
+    def test_directory_in_place_of_file(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        path = tmp_path / "jobs.json"
+        (path / "inner").mkdir(parents=True)
+        store = JobStore(path, clock=lambda: NOW)
+
+        with caplog.at_level(logging.WARNING, logger="pdfco_tasks"):
+            store.save_upload(BASE, make_upload())
+
+        aside = tmp_path / ("jobs.json" + CORRUPT_SUFFIX)
+        assert (aside / "inner").is_dir()
+        assert path.is_file()
+        assert store.find_upload(BASE, "ab" * 32, NOW) == make_upload()
+        assert f"job store {path} cannot be read: Is a directory" in caplog.text
+
+
+class TestUnusableHome:
+    """An unusable store location raises ConfigurationError naming the path."""
+
+    def test_home_is_a_file(self, tmp_path: Path) -> None:
+        home = tmp_path / "home"
+        home.write_text("not a directory")
+        store = JobStore(default_store_path({"PDFCO_TASKS_HOME": str(home)}))
+
+        with pytest.raises(ConfigurationError) as caught:
+            store.save_job("k", make_job())
+
+        message = str(caught.value)
+        assert message.startswith(f"Cannot use the job store {home}/jobs.json: ")
+        assert "File exists" in message
+        assert "Set PDFCO_TASKS_HOME to a writable directory" in message
+        assert caught.value.context == {"path": f"{home}/jobs.json"}
+
+    def test_home_under_a_file(self, tmp_path: Path) -> None:
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        store = JobStore(blocker / "home" / "jobs.json")
+
+        with pytest.raises(ConfigurationError, match="Not a directory") as caught:
+            store.find_job("k", NOW)
+
+        assert f"Cannot use the job store {blocker}/home/jobs.json" in str(caught.value)
+
+    def test_home_is_dev_null(self) -> None:
+        store = JobStore(Path("/dev/null") / "jobs.json")
+
+        with pytest.raises(
+            ConfigurationError,
+            match=r"^Cannot use the job store /dev/null/jobs\.json: ",
+        ):
+            store.find_upload(BASE, "ab" * 32, NOW)
+
+    @NOT_WRITABLE_BY_ROOT
+    def test_home_not_writable(self, tmp_path: Path) -> None:
+        home = tmp_path / "locked"
+        home.mkdir()
+        home.chmod(0o500)
+        store = JobStore(home / "jobs.json")
+
+        try:
+            with pytest.raises(ConfigurationError, match="Permission denied"):
+                store.save_job("k", make_job())
+        finally:
+            home.chmod(0o700)
+
+    @pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux sysfs")
+    def test_home_in_sysfs_not_writable(self) -> None:
+        # sysfs rejects new files even for root, unlike a chmod-ed directory.
+        store = JobStore(Path("/sys/kernel/jobs.json"))
+
+        with pytest.raises(ConfigurationError) as caught:
+            store.check()
+
+        message = str(caught.value)
+        assert "Cannot use the job store /sys/kernel/jobs.json: " in message
+        assert "(/sys/kernel/jobs.json.lock)" in message
+
+    def test_check_creates_directory_and_lock(self, tmp_path: Path) -> None:
+        path = tmp_path / "new" / "state" / "jobs.json"
+
+        JobStore(path).check()
+
+        assert sorted(p.name for p in path.parent.iterdir()) == ["jobs.json.lock"]
+
+    def test_check_rejects_file_as_home(self, tmp_path: Path) -> None:
+        home = tmp_path / "home"
+        home.write_text("x")
+
+        with pytest.raises(ConfigurationError, match="File exists") as caught:
+            JobStore(home / "jobs.json").check()
+
+        assert "Set PDFCO_TASKS_HOME to a writable directory" in str(caught.value)
+
+    def test_check_rejects_lock_directory(self, tmp_path: Path) -> None:
+        (tmp_path / "jobs.json.lock").mkdir()
+
+        with pytest.raises(ConfigurationError, match="Is a directory") as caught:
+            JobStore(tmp_path / "jobs.json").check()
+
+        assert f"({tmp_path}/jobs.json.lock)" in str(caught.value)
