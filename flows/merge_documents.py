@@ -1,5 +1,6 @@
 """The `merge_documents` flow: an ordered list of documents into one validated PDF."""
 
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,13 @@ from pdfco_tasks.observability import (
     EVENT_FAILED,
     emit_merge_event,
     publish_merge_artifacts,
+)
+from pdfco_tasks.outputs import (
+    check_output,
+    chunk_path,
+    lock_output,
+    remove_leftovers,
+    staging_path,
 )
 from pdfco_tasks.tasks import (
     check_budget,
@@ -52,52 +60,6 @@ def _flow_run_name() -> str:
     output = Path(str(parameters.get("output", "merged.pdf"))).name
     count = len(parameters.get("sources") or [])
     return f"merge-{count}-into-{output}"
-
-
-def _check_output(output: Path, overwrite: bool) -> None:
-    if output.suffix.lower() != ".pdf":
-        raise PreflightError(
-            f"Output {output} must end with .pdf.", problems=[(str(output), "not .pdf")]
-        )
-    if output.exists() and not overwrite:
-        raise PreflightError(
-            f"Output {output} already exists; allow overwriting it (overwrite=True, "
-            "or --overwrite on the command line) or choose another path.",
-            problems=[(str(output), "exists")],
-        )
-    if output.is_dir():
-        raise PreflightError(
-            f"Output {output} is a directory; give a file path ending in .pdf.",
-            problems=[(str(output), "is a directory")],
-        )
-    output.parent.mkdir(parents=True, exist_ok=True)
-
-
-def _leftover_patterns(output: Path) -> list[str]:
-    """Name patterns of files that an interrupted merge into `output` leaves."""
-    chunk = f".{output.stem}.part-[0-9][0-9][0-9].pdf"
-    return [
-        f".{output.name}.download",
-        f"..{output.name}.download.*.part",
-        chunk,
-        f".{chunk}.download*",
-    ]
-
-
-def _remove_leftovers(output: Path) -> None:
-    """Delete temporary files of an earlier merge into `output` that was killed.
-
-    Downloads and chunk results are written under hidden names beside the
-    output and renamed or removed when the run ends, unless the process dies.
-    """
-    for pattern in _leftover_patterns(output):
-        for path in output.parent.glob(pattern):
-            get_run_logger().info("Removing %s, left by an interrupted merge", path)
-            path.unlink(missing_ok=True)
-
-
-def _staging_path(output: Path) -> Path:
-    return output.with_name(f".{output.name}.download")
 
 
 @flow(name="merge-documents", flow_run_name=_flow_run_name, log_prints=False)
@@ -150,16 +112,40 @@ def merge_documents(
         print(result["page_count"], result["spans"])
         ```
     """
-    logger = get_run_logger()
     started = time.monotonic()
     target = Path(output).expanduser().resolve()
     block = resolve_credentials(credentials)
-    _check_output(target, overwrite)
-    _remove_leftovers(target)
+    if chunk_size < 1:
+        raise PreflightError(
+            f"chunk_size must be at least 1, not {chunk_size!r}.",
+            problems=[("chunk_size", "below 1")],
+        )
 
+    with lock_output(target, block.get_settings().state_dir):
+        check_output(target, overwrite)
+        for path in remove_leftovers(target):
+            get_run_logger().info("Removed %s, left by an interrupted merge", path)
+        return _merge_locked(
+            sources, target, block, bookmarks, create_artifacts, chunk_size, started
+        )
+
+
+def _merge_locked(
+    sources: list[str],
+    target: Path,
+    block: PdfcoCredentials,
+    bookmarks: bool,
+    create_artifacts: bool,
+    chunk_size: int,
+    started: float,
+) -> dict[str, Any]:
+    """Run the merge steps while this run holds the lock on `target`."""
+    logger = get_run_logger()
     job: MergeJob | None = None
     try:
-        specs = inspect_inputs(sources)
+        # Chunking handles totals over PDF.co's 2 GB limit; single files over
+        # it are still rejected by inspection.
+        specs = inspect_inputs(sources, max_total_bytes=sys.maxsize)
         if block.min_remaining_credits is not None:
             check_budget(block)
         chunks = plan_chunks(specs, max_inputs=chunk_size)
@@ -170,7 +156,7 @@ def merge_documents(
             job = outcome.job
             result = _finish(outcome, specs, block, target, bookmarks, started)
     except PdfcoError as exc:
-        _staging_path(target).unlink(missing_ok=True)
+        staging_path(target).unlink(missing_ok=True)
         job_id = job.job_id if job else getattr(exc, "job_id", None)
         emit_merge_event(
             EVENT_FAILED,
@@ -258,7 +244,7 @@ def _remote_steps(
 
     clock = time.monotonic()
     outcome.downloaded = download_result(
-        outcome.job, outcome.status, block, str(_staging_path(target))
+        outcome.job, outcome.status, block, str(staging_path(target))
     )
     outcome.durations["download"] = time.monotonic() - clock
 
@@ -300,10 +286,6 @@ def _finish(
     )
 
 
-def _chunk_path(target: Path, index: int) -> Path:
-    return target.with_name(f".{target.stem}.part-{index + 1:03d}.pdf")
-
-
 @task(
     name="pdfco-merge-chunk",
     task_run_name="merge-chunk-{index}",
@@ -331,7 +313,7 @@ def _merge_in_chunks(
 ) -> MergeResult:
     """Merge chunks in parallel, then join their validated results in order."""
     specs = [spec for chunk in chunks for spec in chunk]
-    parts = [_chunk_path(target, index) for index in range(len(chunks))]
+    parts = [chunk_path(target, index) for index in range(len(chunks))]
     get_run_logger().info(
         "Merging %d inputs in %d chunks of at most %d",
         len(specs),
@@ -351,7 +333,7 @@ def _merge_in_chunks(
         # cleanup below.
         futures.wait()
         results = futures.result()
-        staging = _staging_path(target)
+        staging = staging_path(target)
         join_pdfs(parts, staging)
         report = validate_result(
             str(staging), specs, str(target), sum(r.page_count for r in results)

@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -17,6 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from pdfco_tasks.progress import ProgressEvent, subscribe
 
@@ -80,7 +82,7 @@ class MergeProgress:
         if task_id is None:
             label = _STAGE_LABELS[event.stage]
             if event.stage in ("upload", "download"):
-                label = f"{label} {event.subject}"
+                label = f"{label} {_plain(event.subject)}"
             task_id = self._progress.add_task(label, total=event.total, detail="")
             self._tasks[key] = task_id
 
@@ -104,7 +106,7 @@ def summary_table(result: Mapping[str, Any]) -> Table:
         pages = span["last_page"] - span["first_page"] + 1
         table.add_row(
             str(index),
-            _short(span["source"]),
+            Text(_printable(_short(span["source"]))),
             str(pages),
             _page_range(span["first_page"], span["last_page"]),
         )
@@ -150,7 +152,8 @@ def _detail(event: ProgressEvent) -> str:
     if event.stage in ("upload", "download"):
         return _size(event.done if event.finished else event.total or event.done)
     if event.stage == "poll":
-        return f"{event.message} after {event.done:.1f} s (job {event.subject})"
+        job = _plain(event.subject)
+        return f"{_plain(event.message)} after {event.done:.1f} s (job {job})"
     if event.stage in ("inspect", "validate"):
         noun = "inputs" if event.stage == "inspect" else "pages"
         return f"{event.done:.0f} {noun}" if event.finished else event.message
@@ -163,6 +166,16 @@ def _size(count: float) -> str:
             return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
         count /= 1000
     return f"{count:.1f} GB"
+
+
+def _printable(text: str) -> str:
+    """Replace control characters, such as ANSI escapes, that a name may carry."""
+    return "".join(char if char.isprintable() else "?" for char in text)
+
+
+def _plain(text: str) -> str:
+    """Make a file name safe to show in a rich markup string."""
+    return escape(_printable(text))
 
 
 def _short(source: str) -> str:

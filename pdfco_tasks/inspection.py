@@ -166,6 +166,26 @@ def inspect_sources(
             problems=[],
         )
 
+    not_paths = [
+        (repr(source), "not a file path or URL; pass a str or os.PathLike")
+        for source in sources
+        if not isinstance(source, (str, os.PathLike))
+    ]
+    if not_paths:
+        raise PreflightError(
+            _problem_message(not_paths, len(sources)), problems=not_paths
+        )
+
+    # Hashing and parsing a file over PDF.co's limit would take minutes and
+    # gigabytes of memory only to reject it, so sizes are checked first.
+    too_big = [
+        (os.fspath(source), _file_size_reason(size))
+        for source, size in _local_sizes(sources).items()
+        if size > MAX_TOTAL_BYTES
+    ]
+    if too_big:
+        raise PreflightError(_problem_message(too_big, len(sources)), problems=too_big)
+
     specs: list[InputSpec] = []
     problems: list[tuple[str, str]] = []
     for source in sources:
@@ -183,6 +203,30 @@ def inspect_sources(
             _problem_message(problems, len(sources)), problems=problems
         )
     return specs
+
+
+def _local_sizes(
+    sources: Sequence[str | os.PathLike[str]],
+) -> dict[str | os.PathLike[str], int]:
+    """Map each regular local file among `sources` to its size in bytes."""
+    sizes: dict[str | os.PathLike[str], int] = {}
+    for source in sources:
+        if isinstance(source, str) and _is_url(source):
+            continue
+        try:
+            info = os.stat(source)
+        except (OSError, ValueError):
+            continue
+        if stat.S_ISREG(info.st_mode):
+            sizes[source] = info.st_size
+    return sizes
+
+
+def _file_size_reason(size: int) -> str:
+    return (
+        f"{size:,} bytes is over the {MAX_TOTAL_BYTES:,}-byte limit of one PDF.co "
+        "merge, even alone; split the file first"
+    )
 
 
 def inspect_source(source: str | os.PathLike[str]) -> InputSpec:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pdfco_tasks.exceptions import ConfigurationError
 
@@ -92,15 +93,20 @@ class PdfcoSettings:
     requests_per_second: float | None = None
 
     def __post_init__(self) -> None:
+        # Keys read from files often end in a newline, which HTTP headers reject.
+        object.__setattr__(self, "api_key", self.api_key.strip())
         if not self.api_key:
             raise ConfigurationError(
                 "No PDF.co API key: set the PDFCO_API_KEY environment variable or "
                 "the api_key field of a PdfcoCredentials block."
             )
-        if not self.base_url.startswith(("http://", "https://")):
+        if not _is_header_safe(self.api_key):
+            # The message must not quote the key.
             raise ConfigurationError(
-                f"base_url must start with http:// or https://, not {self.base_url!r}."
+                "The PDF.co API key contains spaces, control characters or "
+                "non-ASCII characters; check PDFCO_API_KEY or the block's api_key."
             )
+        _check_base_url(self.base_url)
         if self.requests_per_second is not None and not self.requests_per_second > 0:
             raise ConfigurationError(
                 "requests_per_second must be a positive number or None, "
@@ -144,3 +150,27 @@ def default_state_dir(environ: Mapping[str, str]) -> Path:
     if configured:
         return Path(configured).expanduser()
     return Path.home() / ".cache" / "pdfco-tasks"
+
+
+def _is_header_safe(value: str) -> bool:
+    return value.isascii() and value.isprintable() and " " not in value
+
+
+def _check_base_url(base_url: str) -> None:
+    """Raise ConfigurationError unless `base_url` is an http(s) URL with a host."""
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"base_url must start with http:// or https://, not {base_url!r}."
+        )
+    parts = urlsplit(base_url)
+    try:
+        parts.port  # noqa: B018 - parsing the port validates it
+    except ValueError:
+        raise ConfigurationError(
+            f"base_url has an invalid port: {base_url!r}; ports are 1-65535."
+        ) from None
+    if not parts.hostname or not _is_header_safe(parts.netloc):
+        raise ConfigurationError(
+            f"base_url has no valid host: {base_url!r}; use a form like "
+            f"{DEFAULT_BASE_URL}."
+        )

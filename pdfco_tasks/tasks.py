@@ -216,7 +216,8 @@ def submit_merge(
     PDF.co has no idempotency key, so the job id is stored under a key made
     from the inputs' content hashes and the options the moment PDF.co accepts
     it. A retried or re-run flow finds it there and resumes polling instead
-    of paying for a second merge.
+    of paying for a second merge. Merges with URL inputs are always submitted
+    afresh, because the content behind a URL can change.
 
     Args:
         uploads: The uploaded inputs, in merge order.
@@ -246,14 +247,24 @@ def submit_merge(
         ```
     """
     logger = get_run_logger()
-    key = job_store_key(specs, credentials, name, bookmarks)
+    urls = [upload.url for upload in uploads]
+    labels = [spec.source for spec in specs]
     with open_client(credentials) as client:
-        job = client.submit_or_resume(
-            [upload.url for upload in uploads],
-            name=name,
-            bookmarks=bookmarks,
-            store_key=key,
-        )
+        if any(spec.is_url for spec in specs):
+            # What a URL serves can change between runs, and its text is all the
+            # job store could key on, so such merges are never resumed.
+            logger.info("Not resuming earlier jobs: URL inputs may have changed")
+            job = client.submit_merge(
+                urls, name=name, bookmarks=bookmarks, labels=labels
+            )
+        else:
+            job = client.submit_or_resume(
+                urls,
+                name=name,
+                bookmarks=bookmarks,
+                labels=labels,
+                store_key=job_store_key(specs, credentials, name, bookmarks),
+            )
     if job.resumed:
         logger.info("Resuming PDF.co job %s for %s", job.job_id, name)
     else:

@@ -289,3 +289,37 @@ def test_leftovers_of_killed_run_removed(
     assert [path for path in leftovers if path.exists()] == []
     assert unrelated.read_text() == "keep"
     assert len(PdfReader(output).pages) == 2
+
+
+def test_url_inputs_never_resumed(
+    tmp_path: Path, credentials: PdfcoCredentials, sandbox: Any
+) -> None:
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    web = tmp_path / "web"
+    web.mkdir()
+    make_pdf(web, "doc.pdf", 2)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(web))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/doc.pdf"
+    try:
+        before = merge_submissions(sandbox)
+        # The same output name in another folder gives the same job store key.
+        first = merge_documents(
+            [url], str(tmp_path / "a" / "merged.pdf"), credentials=credentials
+        )
+        make_pdf(web, "doc.pdf", 5)
+        second = merge_documents(
+            [url], str(tmp_path / "b" / "merged.pdf"), credentials=credentials
+        )
+    finally:
+        server.shutdown()
+
+    assert first["page_count"] == 2
+    assert second["resumed"] is False
+    assert second["page_count"] == 5
+    assert len(PdfReader(tmp_path / "b" / "merged.pdf").pages) == 5
+    assert merge_submissions(sandbox) == before + 2
