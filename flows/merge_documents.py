@@ -14,6 +14,7 @@ from prefect.runtime import flow_run
 from pdfco_tasks.chunking import DEFAULT_CHUNK_SIZE, join_pdfs, plan_chunks
 from pdfco_tasks.credentials import PdfcoCredentials
 from pdfco_tasks.exceptions import PdfcoError, PreflightError, ResultExpiredError
+from pdfco_tasks.jobstore import JobStore
 from pdfco_tasks.models import InputSpec, JobStatus, MergeJob, MergeResult, PageSpan
 from pdfco_tasks.observability import (
     EVENT_COMPLETED,
@@ -121,8 +122,10 @@ def merge_documents(
             problems=[("chunk_size", "below 1")],
         )
 
-    with lock_output(target, block.get_settings().state_dir):
+    state_dir = block.get_settings().state_dir
+    with lock_output(target, state_dir):
         check_output(target, overwrite)
+        JobStore(state_dir / "jobs.json").check()
         for path in remove_leftovers(target):
             get_run_logger().info("Removed %s, left by an interrupted merge", path)
         return _merge_locked(

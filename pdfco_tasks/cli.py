@@ -8,10 +8,14 @@ validation; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -85,11 +89,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     # soft_wrap keeps each message on one line in logs and pipes, where rich
     # would otherwise wrap at 80 columns.
     console = Console(stderr=True, soft_wrap=True)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         return _run(args, console)
     except KeyboardInterrupt:
-        console.print("[red]Interrupted.[/red]")
+        _print_error(console, _INTERRUPTED)
         return EXIT_INTERRUPTED
+
+
+_INTERRUPTED = (
+    "Interrupted. A submitted PDF.co job is remembered: run the same command "
+    "again to resume it."
+)
+_GRACE_SECONDS = 10.0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Raise KeyboardInterrupt, and exit hard if the run does not end soon.
+
+    Prefect reacts to the interrupt by recording the flow run as crashed. When
+    the temporary Prefect server it would record that on has already died of
+    the same Ctrl-C, its client retries for minutes, so a watchdog ends the
+    process after a grace period, and a second Ctrl-C ends it at once.
+    """
+    signal.signal(signal.SIGINT, _exit_now)
+    watchdog = threading.Timer(_GRACE_SECONDS, _exit_now)
+    watchdog.daemon = True
+    watchdog.start()
+    raise KeyboardInterrupt
+
+
+def _exit_now(*_: object) -> None:
+    sys.stderr.write(f"pdfco-merge: {_INTERRUPTED}\n")
+    sys.stderr.flush()
+    _stop_children()
+    os._exit(EXIT_INTERRUPTED)
+
+
+def _stop_children() -> None:
+    """Send SIGTERM to this process's children, such as a temporary server.
+
+    `os._exit` skips the handlers that would stop them. Children are found in
+    /proc, so elsewhere than Linux nothing is sent.
+    """
+    own = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == own:
+            with contextlib.suppress(OSError):
+                os.kill(int(stat.parent.name), signal.SIGTERM)
 
 
 def _quiet_prefect(verbose: bool) -> None:

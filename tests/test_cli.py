@@ -211,3 +211,67 @@ def test_base_url_without_v1_exits_2(
 
     assert done.returncode == 2
     assert "base_url must be the API root ending in /v1" in done.stderr
+
+
+def test_ctrl_c_exits_130_then_resumes(tmp_path: Path, run_env: dict[str, str]) -> None:
+    import json
+    import signal
+    import time
+    import urllib.request
+
+    sandbox = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("pdfco-sandbox")),
+            "--port",
+            "0",
+            "--api-key",
+            KEY,
+            "--job-latency",
+            "20",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert sandbox.stdout is not None
+        url = sandbox.stdout.readline().strip()
+        counters_url = url.removesuffix("/v1") + "/__sandbox/counters"
+        source = make_pdf(tmp_path, "a.pdf", 2)
+        output = tmp_path / "merged.pdf"
+        options = ["--base-url", url, "-o", str(output), str(source)]
+        env = {**run_env, "PDFCO_API_KEY": KEY}
+        merge = subprocess.Popen(
+            [*merge_command(), *options],
+            env=env,
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(counters_url, timeout=10) as response:
+                counters = json.load(response)
+            if counters["merge_submissions_total"] == 1:
+                break
+            time.sleep(0.5)
+        merge.send_signal(signal.SIGINT)
+        _, stderr = merge.communicate(timeout=60)
+
+        assert merge.returncode == 130
+        assert "Interrupted. A submitted PDF.co job is remembered" in stderr
+        assert "Traceback" not in stderr
+        assert not output.exists()
+
+        done = run_merge(options, env, tmp_path)
+        with urllib.request.urlopen(counters_url, timeout=10) as response:
+            counters = json.load(response)
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=30)
+
+    assert done.returncode == 0, done.stderr
+    assert "(resumed)" in done.stdout
+    assert counters["merge_submissions_total"] == 1
+    assert len(PdfReader(output).pages) == 2
