@@ -2,9 +2,9 @@
 
 PDF.co rejects a merge2 request whose inputs add up to more than 2 GB, and its
 support pages advise batches of 150 to 200 files to stay under the async time
-limit. A larger merge runs as several chunk merges in parallel; the verified
-chunk results are then joined with pypdf, which costs no credits and keeps
-each chunk's bookmarks, so the page spans of every input stay exact.
+limit. A larger merge therefore runs as several chunk merges in parallel. The
+verified chunk results are then joined with pypdf, which costs no credits and
+keeps each chunk's bookmarks, so the page spans of every input stay exact.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def plan_chunks(
 
     Args:
         specs: Inspected inputs in merge order.
-        max_inputs: Most inputs in one chunk.
-        max_bytes: Most bytes of local inputs in one chunk; URL inputs count 0
+        max_inputs: Maximum number of inputs in one chunk.
+        max_bytes: Maximum bytes of local inputs in one chunk; URL inputs count 0
             because their size is unknown before PDF.co fetches them.
 
     Returns:

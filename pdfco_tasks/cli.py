@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-o", "--output", required=True, help="path of the merged PDF to write"
     )
+
     target = parser.add_mutually_exclusive_group()
     target.add_argument(
         "--sandbox",
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument(
         "--credentials", metavar="BLOCK", help="name of a saved PdfcoCredentials block"
     )
+
     parser.add_argument(
         "--overwrite", action="store_true", help="replace OUTPUT if it exists"
     )
