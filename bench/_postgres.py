@@ -2,7 +2,7 @@
 
 Prefect's server uses SQLite unless PREFECT_API_DATABASE_CONNECTION_URL names
 another database. Under concurrent writes SQLite reports the database as busy
-and the server answers HTTP 503, which Prefect's client retries after a
+and the server responds with HTTP 503, which Prefect's client retries after a
 back-off; PostgreSQL shows whether a benchmark's result depends on that.
 
 The server runs from the PostgreSQL binaries installed on the machine, with

@@ -1,10 +1,10 @@
-"""P2: one merge of 20 PDFs of about 5 MB each (100 MB in, 100 MB out).
+"""P2: one merge of 20 PDFs of 5 MiB each (100 MiB in, 100 MiB out).
 
 Each input is one page with an image of random pixels, so no step can
 compress it. Compares the wall time of one merge: our flow in a warm process
 against a running Prefect server, the same steps without Prefect, and the
 baseline script in a new process. Runs alternate; each starts from an empty
-job store. With --quick the inputs are 1 MB each.
+job store. With --quick the inputs are 1 MiB each.
 
 Usage:
     python bench/p2_twenty_pdfs.py [--quick] [--json PATH]
@@ -76,7 +76,7 @@ def write_inputs(workdir: Path, size: int) -> list[Path]:
 
 def rows_for(runs: Comparison, size: int) -> list[Row]:
     """Turn the measurements into rows."""
-    scenario = f"{INPUTS} PDFs x {size // MIB} MB"
+    scenario = f"{INPUTS} PDFs x {size // MIB} MiB"
     baseline = median(runs.baseline)
     steps = {
         name: statistics.median(step[name] for step in runs.steps)

@@ -236,7 +236,7 @@ def rows_for(
 def batch_row(
     measure: str, ours: float, baseline: float, name: str, count: int, note: str = ""
 ) -> Row:
-    """A merge_batches row; a run with failed sets cannot meet the target."""
+    """Build a merge_batches row; a run with failed sets cannot meet the target."""
     failed = len(FAILURES.get(name, []))
     parts = [f"{count / ours * 60:.0f} sets/min"]
     if failed:
