@@ -63,7 +63,8 @@ API_KEY = "bench-key"
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 BASELINE_ENV = "PDFCO_BENCH_BASELINE"
-DEFAULT_BASELINE = Path("/work/shared/baseline/seed_style_merge.py")
+# The vendor sample's algorithm is kept beside the repository, not in it.
+DEFAULT_BASELINE = REPO_DIR.parent / "shared" / "baseline" / "seed_style_merge.py"
 SHARED_SERVER_ENV = "PDFCO_BENCH_PREFECT_API_URL"
 DATABASE_ENV = "PDFCO_BENCH_PREFECT_DB"
 SANDBOX_START_TIMEOUT = 60.0
