@@ -17,6 +17,8 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
+from prefect.exceptions import PrefectHTTPStatusError
 from prefect.futures import PrefectFuture, as_completed
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
@@ -53,10 +55,29 @@ def _flow_run_name() -> str:
     return f"merge-{count}-batches"
 
 
+def _prefect_server_busy(task: Any, task_run: Any, state: State[Any]) -> bool:
+    """Retry a batch only when the Prefect API itself answered with a 5xx.
+
+    A SQLite-backed Prefect server answers 503 under many concurrent runs. The
+    retried merge resumes its PDF.co job from the job store, so no merge is
+    paid twice. Failures of the merge itself are final.
+    """
+    try:
+        state.result()
+    except PrefectHTTPStatusError as exc:
+        return exc.response.status_code >= 500
+    except Exception:  # any other failure belongs to the merge: do not retry
+        return False
+    return False
+
+
 @task(
     name="pdfco-merge-batch",
     task_run_name="batch-{label}",
     cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 5],
+    retry_condition_fn=_prefect_server_busy,
 )
 def merge_batch(
     batch: BatchSpec,

@@ -212,3 +212,44 @@ def test_empty_batch_list_completes() -> None:
         "pages": 0,
         "credits_used": 0,
     }
+
+
+class TestBatchRetryCondition:
+    """Only a busy Prefect API, never a failed merge, retries a batch."""
+
+    @staticmethod
+    def _failed_with(exc: BaseException) -> Any:
+        from prefect.states import Failed
+
+        return Failed(data=exc)
+
+    @staticmethod
+    def _http_error(status: int) -> BaseException:
+        import httpx
+        from prefect.exceptions import PrefectHTTPStatusError
+
+        request = httpx.Request("POST", "http://127.0.0.1:1/api/flow_runs/")
+        response = httpx.Response(status, request=request)
+        return PrefectHTTPStatusError("server busy", request=request, response=response)
+
+    def test_server_503_retried(self) -> None:
+        from flows.merge_batches import _prefect_server_busy
+
+        state = self._failed_with(self._http_error(503))
+
+        assert _prefect_server_busy(None, None, state) is True
+
+    def test_client_404_not_retried(self) -> None:
+        from flows.merge_batches import _prefect_server_busy
+
+        state = self._failed_with(self._http_error(404))
+
+        assert _prefect_server_busy(None, None, state) is False
+
+    def test_merge_failure_not_retried(self) -> None:
+        from flows.merge_batches import _prefect_server_busy
+        from pdfco_tasks.exceptions import JobFailedError
+
+        state = self._failed_with(JobFailedError("job failed", job_id="J1"))
+
+        assert _prefect_server_busy(None, None, state) is False
