@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pdfco_tasks.exceptions import (
     ApiError,
     AuthenticationError,
+    BatchFailedError,
     BudgetExceededError,
     ConfigurationError,
     DownloadError,
@@ -68,6 +69,7 @@ _LAZY_EXPORTS = {
 __all__ = [
     "ApiError",
     "AuthenticationError",
+    "BatchFailedError",
     "BudgetExceededError",
     "ConfigurationError",
     "DownloadError",
