@@ -56,9 +56,9 @@ def _flow_run_name() -> str:
 
 
 def _prefect_server_busy(task: Any, task_run: Any, state: State[Any]) -> bool:
-    """Retry a batch only when the Prefect API itself answered with a 5xx.
+    """Retry a batch only when the Prefect API itself responded with a 5xx.
 
-    A SQLite-backed Prefect server answers 503 under many concurrent runs. The
+    A SQLite-backed Prefect server responds 503 under many concurrent runs. The
     retried merge resumes its PDF.co job from the job store, so no merge is
     paid twice. Failures of the merge itself are final.
     """

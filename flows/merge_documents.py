@@ -89,9 +89,9 @@ def merge_documents(
         overwrite: Replace an existing `output`.
         bookmarks: Add one bookmark per input to the result.
         create_artifacts: Publish a summary and a page-span table to the UI.
-        chunk_size: Most inputs per PDF.co merge. Larger merges, and merges of
-            more than 2 GB, run as parallel chunk merges whose verified results
-            are joined locally at no extra credit cost.
+        chunk_size: Maximum number of inputs per PDF.co merge. Larger merges,
+            and merges of more than 2 GB, run as parallel chunk merges whose
+            verified results are joined locally at no extra credit cost.
 
     Returns:
         `MergeResult.to_dict()`: output path, page count, each input's page
@@ -192,7 +192,7 @@ def _merge_locked(
 
 
 class _Outcome:
-    """What the remote part of a merge produced, with its timings and costs."""
+    """Results, timings and costs of the remote steps of one merge."""
 
     def __init__(self) -> None:
         self.job: MergeJob | None = None

@@ -685,8 +685,8 @@ class PdfcoClient:
         """Tell whether the file storage still serves an upload, reading one byte.
 
         The job store expects PDF.co to keep an upload for an hour on the local
-        clock, but a skewed clock or an explicit delete removes it sooner, and
-        a merge of a deleted input fails on PDF.co after it was paid for.
+        clock. A skewed clock or an explicit delete removes it sooner, and a
+        merge of a deleted input fails on PDF.co after it was paid for.
         """
         endpoint = f"GET {redact_url(url)}"
         timeout = (self._settings.connect_timeout, self._settings.read_timeout)

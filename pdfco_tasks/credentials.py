@@ -62,7 +62,9 @@ class PdfcoCredentials(CredentialsBlock):
         default=10.0, gt=0, description="Seconds allowed to open a connection."
     )
     read_timeout: float = Field(
-        default=60.0, gt=0, description="Seconds allowed for PDF.co to answer a call."
+        default=60.0,
+        gt=0,
+        description="Seconds allowed for PDF.co to respond to a call.",
     )
     transfer_timeout: float = Field(
         default=300.0,

@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from pdfco_tasks.inspection import source_for_display
 from pdfco_tasks.progress import ProgressEvent, subscribe
 
 __all__ = ["MergeProgress", "render_summary", "summary_line", "summary_table"]
@@ -106,7 +107,7 @@ def summary_table(result: Mapping[str, Any]) -> Table:
         pages = span["last_page"] - span["first_page"] + 1
         table.add_row(
             str(index),
-            Text(_printable(_short(span["source"]))),
+            Text(_printable(source_for_display(span["source"]))),
             str(pages),
             _page_range(span["first_page"], span["last_page"]),
         )
@@ -176,7 +177,3 @@ def _printable(text: str) -> str:
 def _plain(text: str) -> str:
     """Make a file name safe to show in a rich markup string."""
     return escape(_printable(text))
-
-
-def _short(source: str) -> str:
-    return source.split("?", 1)[0]

@@ -5,7 +5,7 @@ Every error that the library raises derives from `PdfcoError`:
     PdfcoError
     ├── PreflightError            (bad inputs found before any credit is spent)
     ├── ConfigurationError        (missing API key, invalid settings)
-    ├── ApiError                  (PDF.co answered with an error)
+    ├── ApiError                  (PDF.co returned an error)
     │   ├── AuthenticationError   401
     │   ├── InsufficientCreditsError  402, or 403 that mentions credits
     │   ├── InputRejectedError    400, 403, 415, 441, 442 and other input errors
@@ -98,7 +98,7 @@ class ConfigurationError(PdfcoError, ValueError):
 
 
 class ApiError(PdfcoError):
-    """Raised when PDF.co answers with an error status or `error: true`.
+    """Raised when PDF.co responds with an error status or `error: true`.
 
     Attributes:
         status_code: The HTTP status, or the body's `status` when the HTTP status
@@ -136,7 +136,7 @@ class InputRejectedError(ApiError, ValueError):
 
 
 class RateLimitedError(ApiError):
-    """Raised when PDF.co answers 429 Too Many Requests."""
+    """Raised when PDF.co responds 429 Too Many Requests."""
 
     transient = True
 

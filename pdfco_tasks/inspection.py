@@ -259,7 +259,7 @@ def count_pdf_pages(path: Path) -> PdfPageCount:
 
     The walk reads raw objects instead of building pypdf page objects, so a
     20,000-page file takes a fraction of a second. The stored root `/Count` is
-    compared with the walked count, and a disagreement becomes a note; the
+    compared with the walked count, and a disagreement becomes a note. The
     walked count wins because it is what a viewer shows.
 
     Args:

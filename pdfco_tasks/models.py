@@ -28,7 +28,7 @@ JobState = Literal["working", "success", "failed", "aborted", "unknown"]
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What inspection learned about one source before anything is uploaded.
+    """Facts about one source, found by inspection before anything is uploaded.
 
     Attributes:
         source: The path or URL as the caller gave it.
@@ -114,7 +114,7 @@ class MergeJob:
 
 @dataclass(frozen=True)
 class JobStatus:
-    """One answer of `/job/check`.
+    """One response of `/job/check`.
 
     Attributes:
         job_id: The job that was checked.

@@ -23,6 +23,7 @@ from prefect.events import emit_event
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
+from pdfco_tasks.inspection import source_for_display
 from pdfco_tasks.models import InputSpec, MergeResult
 
 __all__ = [
@@ -119,8 +120,9 @@ def _summary_markdown(result: MergeResult, inputs: Sequence[InputSpec]) -> str:
     for index, (spec, span) in enumerate(
         zip(inputs, result.spans, strict=True), start=1
     ):
+        name = source_for_display(spec.source)
         lines.append(
-            f"| {index} | {_display_name(spec.source)} | {spec.kind} | {span.pages} "
+            f"| {index} | {name} | {spec.kind} | {span.pages} "
             f"| {span.first_page}-{span.last_page} |"
         )
     return "\n".join(lines)
@@ -131,7 +133,7 @@ def _span_rows(
 ) -> list[dict[str, Any]]:
     return [
         {
-            "input": _display_name(spec.source),
+            "input": source_for_display(spec.source),
             "kind": spec.kind,
             "pages": span.pages,
             "first_page": span.first_page,
@@ -139,11 +141,6 @@ def _span_rows(
         }
         for spec, span in zip(inputs, result.spans, strict=True)
     ]
-
-
-def _display_name(source: str) -> str:
-    """Return a source without any query string, which may hold a signature."""
-    return source.split("?", 1)[0]
 
 
 def emit_merge_event(

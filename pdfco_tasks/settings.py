@@ -45,7 +45,7 @@ class PollingPolicy:
     Attributes:
         first_interval: Delay before the first check, in seconds.
         max_interval: Upper bound of the interval, in seconds.
-        backoff: Factor applied to the interval after each `working` answer.
+        backoff: Factor applied to the interval after each `working` response.
         deadline: Seconds after submission at which waiting fails.
         force_check_after: Seconds in `working` after which one check is sent with
             `force=true`, so an unknown job id is detected.
@@ -76,8 +76,8 @@ class PdfcoSettings:
         state_dir: Directory of the job store, which remembers submitted jobs
             and uploads so that re-runs resume instead of paying again.
         requests_per_second: Maximum HTTP calls per second that the process
-            sends to this account (PDF.co allows 2 on free plans and 10 on
-            paid ones); `None` sends calls as fast as they come.
+            sends to this account. PDF.co allows 2 on free plans and 10 on
+            paid ones. `None` sends calls as fast as they come.
     """
 
     api_key: str = field(repr=False)

@@ -326,7 +326,7 @@ def wait_for_job(
     """Poll a job until it succeeds, fails or reaches the block's deadline.
 
     Intervals start short and grow to a cap, because every check costs 2
-    credits. Results are never cached: each call asks PDF.co again.
+    credits. Results are never cached, so each call queries PDF.co again.
 
     Args:
         job: The job from `submit_merge`.

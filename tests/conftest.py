@@ -13,7 +13,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_COLORS", "false")
 os.environ["PREFECT_TEST_MODE"] = "1"
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session")

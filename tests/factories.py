@@ -68,7 +68,7 @@ def make_encrypted_pdf(
 def make_pdf_with_wrong_count(
     directory: Path, name: str, pages: int, stored_count: int
 ) -> Path:
-    """Write a PDF whose page tree holds `pages` pages but claims `stored_count`."""
+    """Write a PDF whose page tree contains `pages` pages but claims `stored_count`."""
     writer = PdfWriter()
     for _ in range(pages):
         writer.add_blank_page(width=200, height=300)

@@ -142,7 +142,9 @@ class TestMergeFolder:
         first = merge_folder(str(inbox), str(out), credentials=credentials)
         make_pdf(inbox, "3.pdf", 4)
 
-        with pytest.raises(PreflightError, match="already exists; allow overwriting it"):
+        with pytest.raises(
+            PreflightError, match="already exists; allow overwriting it"
+        ):
             merge_folder(str(inbox), str(out), credentials=credentials)
 
         state = read_state(state_path(out, inbox, "*.pdf"))
